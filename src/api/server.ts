@@ -1,0 +1,74 @@
+/**
+ * HTTP API factory (style.md: build the server separately from listen, so tests use inject()).
+ * Feature routes (alarms, history, commands, …) are registered by the parts that own them.
+ */
+import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify';
+import type { Logger } from '../log.js';
+import type { DeviceView } from '../model/deviceHub.js';
+
+export interface HealthReport {
+  status: 'ok' | 'degraded';
+  live: boolean;
+  ready: boolean;
+  reasons: string[];
+  [key: string]: unknown;
+}
+
+export interface ServerDeps {
+  logger: Logger;
+  devices: DeviceView;
+  health: () => HealthReport;
+  metrics: () => string;
+  /** Plugins registered after the core routes; each owns its routes. */
+  plugins?: Array<{ plugin: FastifyPluginAsync<any>; opts?: Record<string, unknown> }>;
+  /**
+   * Until access control exists, device data is served to loopback clients only (issue 2 §6): a gateway bound
+   * to a public address by mistake must not leak patient-circuit data.
+   */
+  loopbackOnly?: boolean;
+  bodyLimit?: number;
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
+
+export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger.child({ module: 'http' }),
+    disableRequestLogging: true,
+    bodyLimit: deps.bodyLimit ?? 64 * 1024,
+  });
+
+  if (deps.loopbackOnly ?? true) {
+    app.addHook('onRequest', async (req, reply) => {
+      if (req.url === '/healthz' || LOOPBACK.test(req.ip)) return;
+      return reply.code(403).send({ error: 'forbidden', message: 'device data is served on loopback only' });
+    });
+  }
+
+  app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, _req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    if (status >= 500) app.log.error({ err }, 'request failed');
+    return reply.code(status).send({ error: status >= 500 ? 'internal' : 'bad_request', message: err.message });
+  });
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` }));
+
+  app.get('/healthz', async (_req, reply) => {
+    const h = deps.health();
+    return reply.code(h.live ? 200 : 503).send(h);
+  });
+
+  app.get('/api/devices', async () => ({ devices: deps.devices.list() }));
+
+  app.get<{ Params: { id: string } }>('/api/devices/:id', async (req, reply) => {
+    const d = deps.devices.get(req.params.id);
+    if (!d) return reply.code(404).send({ error: 'not_found', message: `no device ${req.params.id}` });
+    return d;
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    return reply.type('text/plain; version=0.0.4; charset=utf-8').send(deps.metrics());
+  });
+
+  for (const { plugin, opts } of deps.plugins ?? []) await app.register(plugin, opts ?? {});
+  return app as unknown as FastifyInstance;
+}

@@ -1,0 +1,171 @@
+/**
+ * Configuration: one zod schema with defaults (style.md §5). Sources, lowest to highest precedence:
+ * schema defaults < config file (YAML or JSON) < MSC_* environment < command-line flags.
+ * Errors name the offending field path; the CLI exits 2 before anything starts.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+const hostPort = z.object({
+  host: z.string().min(1).default('127.0.0.1'),
+  port: z.number().int().min(0).max(65535).default(8080),
+});
+
+const serialPort = z.object({
+  path: z.string().min(1),
+  baudRate: z.number().int().positive().default(115200),
+});
+
+const mqttConfig = z.object({
+  url: z.string().regex(/^(mqtts?|wss?|tcp):\/\/.+/, 'must be an mqtt://, mqtts://, ws:// or wss:// URL'),
+  prefix: z.string().min(1).regex(/^[^#+]+$/, 'must not contain MQTT wildcards').default('msc/v1'),
+  /** Stable client id: the broker keeps this gateway's persistent session under it. */
+  clientId: z.string().min(1).optional(),
+  username: z.string().optional(),
+  password: z.string().optional(),
+});
+
+const influxConfig = z.object({
+  /** `http://[user:pass@]host:8086/DB` (InfluxDB v1 HTTP API; 2.x and 3 Core through their v1 compatibility API). */
+  url: z.string().regex(/^https?:\/\/[^/]+\/[^/?#]+$/, 'must be http(s)://[user:pass@]host:port/DATABASE'),
+  token: z.string().optional(),
+  batchLines: z.number().int().min(1).max(50_000).default(5000),
+  batchMs: z.number().int().min(10).max(60_000).default(1000),
+});
+
+export const ConfigSchema = z
+  .object({
+    http: hostPort.prefault({}),
+    serial: z.array(serialPort).default([]),
+    mqtt: mqttConfig.nullable().default(null),
+    dataDir: z.string().min(1).default('./data'),
+    /** Set false to run without the journal (live view only; nothing is kept). */
+    journal: z.boolean().default(true),
+    influx: influxConfig.nullable().default(null),
+    retention: z
+      .object({
+        days: z.number().positive().default(14),
+        maxGiB: z.number().positive().default(20),
+      })
+      .prefault({}),
+    alarms: z
+      .object({
+        /** YAML/JSON alarm profile overriding the default MSC profile per model or device. */
+        profile: z.string().min(1).optional(),
+      })
+      .prefault({}),
+    log: z
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .prefault({}),
+  })
+  .strict();
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  constructor(readonly issues: string[]) {
+    super(`invalid configuration:\n  ${issues.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Formats zod issues as `path.to.field: message`. */
+export function formatIssues(error: z.ZodError, root = ''): string[] {
+  return error.issues.map((i) => {
+    const path = [root, ...i.path.map(String)].filter(Boolean).join('.');
+    return `${path || '(root)'}: ${i.message}`;
+  });
+}
+
+export function parseConfig(input: unknown): Config {
+  const result = ConfigSchema.safeParse(input);
+  if (!result.success) throw new ConfigError(formatIssues(result.error));
+  return deepFreeze(result.data);
+}
+
+export function readConfigFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`--config: cannot read ${file}: ${(err as Error).message}`]);
+  }
+  try {
+    const data = /\.json$/i.test(file) ? JSON.parse(text) : parseYaml(text);
+    if (data === null || data === undefined) return {};
+    if (typeof data !== 'object' || Array.isArray(data)) throw new Error('top level must be a mapping');
+    return data as Record<string, unknown>;
+  } catch (err) {
+    throw new ConfigError([`--config: ${file} is not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'}: ${(err as Error).message}`]);
+  }
+}
+
+/** `HOST:PORT`, `:PORT` or `[v6]:PORT`. */
+export function parseHostPort(text: string, field: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new ConfigError([`${field}: expected HOST:PORT, got ${JSON.stringify(text)}`]);
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
+
+export interface Overrides {
+  http?: string;
+  serial?: string[];
+  mqtt?: string;
+  mqttPrefix?: string;
+  mqttClientId?: string;
+  dataDir?: string;
+  influx?: string;
+  alarmProfile?: string;
+  logLevel?: string;
+  noJournal?: boolean;
+}
+
+/** MSC_* environment variables, documented in the README's configuration reference. */
+export function overridesFromEnv(env: NodeJS.ProcessEnv): Overrides {
+  const o: Overrides = {};
+  if (env.MSC_HTTP) o.http = env.MSC_HTTP;
+  if (env.MSC_SERIAL) o.serial = env.MSC_SERIAL.split(',').map((s) => s.trim()).filter(Boolean);
+  if (env.MSC_MQTT) o.mqtt = env.MSC_MQTT;
+  if (env.MSC_MQTT_PREFIX) o.mqttPrefix = env.MSC_MQTT_PREFIX;
+  if (env.MSC_MQTT_CLIENT_ID) o.mqttClientId = env.MSC_MQTT_CLIENT_ID;
+  if (env.MSC_DATA_DIR) o.dataDir = env.MSC_DATA_DIR;
+  if (env.MSC_INFLUX) o.influx = env.MSC_INFLUX;
+  if (env.MSC_ALARM_PROFILE) o.alarmProfile = env.MSC_ALARM_PROFILE;
+  if (env.MSC_LOG_LEVEL) o.logLevel = env.MSC_LOG_LEVEL;
+  return o;
+}
+
+/** Applies overrides on top of a raw (unvalidated) config object. Later overrides win. */
+export function applyOverrides(raw: Record<string, unknown>, ...layers: Overrides[]): Record<string, unknown> {
+  const out: Record<string, unknown> = structuredClone(raw);
+  const obj = (key: string): Record<string, unknown> => {
+    const cur = out[key];
+    const next = cur && typeof cur === 'object' && !Array.isArray(cur) ? { ...(cur as object) } : {};
+    out[key] = next;
+    return next as Record<string, unknown>;
+  };
+  for (const o of layers) {
+    if (o.http !== undefined) out.http = parseHostPort(o.http, 'http');
+    if (o.serial !== undefined && o.serial.length > 0) out.serial = o.serial.map((path) => ({ path }));
+    if (o.mqtt !== undefined) obj('mqtt').url = o.mqtt;
+    if (o.mqttPrefix !== undefined) obj('mqtt').prefix = o.mqttPrefix;
+    if (o.mqttClientId !== undefined) obj('mqtt').clientId = o.mqttClientId;
+    if (o.dataDir !== undefined) out.dataDir = o.dataDir;
+    if (o.influx !== undefined) obj('influx').url = o.influx;
+    if (o.alarmProfile !== undefined) obj('alarms').profile = o.alarmProfile;
+    if (o.logLevel !== undefined) obj('log').level = o.logLevel;
+    if (o.noJournal) out.journal = false;
+  }
+  return out;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value as object)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,28 @@
+/** One root logger, JSON lines on stdout; modules take `logger.child({ module })` (style.md, fastify + pino). */
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+export function createLogger(level: string = 'info', destination?: NodeJS.WritableStream): Logger {
+  return pino(
+    {
+      level,
+      base: { app: 'msc-gateway' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      // Secrets never reach a log line: tokens, passwords, Authorization headers (issue 5).
+      redact: {
+        paths: [
+          'password', '*.password', 'token', '*.token', 'config.mqtt.password', 'config.influx.token',
+          'req.headers.authorization', 'headers.authorization',
+        ],
+        censor: '[redacted]',
+      },
+    },
+    destination ?? process.stdout,
+  );
+}
+
+/** A logger that writes nothing, for unit tests. */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}

@@ -1,0 +1,328 @@
+/**
+ * The device model: one record per console, fed by every transport (IngestSink), read by the API, the alarm
+ * engine and the live stream (DeviceView). It turns decoded frames into bus events; it does no I/O itself.
+ */
+import type { EventBus, LinkState, TelemetrySample } from '../bus.js';
+import type { Logger } from '../log.js';
+import type { DeviceFrame, Discard, HelloFrame, SessionState } from '../protocol/types.js';
+import { isSequenced } from '../protocol/types.js';
+import { SequenceTracker } from './sequence.js';
+import type { ChannelReading, DeviceLink, DeviceSnapshot, IngestSink } from './types.js';
+
+export interface DeviceView {
+  get(id: string): DeviceSnapshot | undefined;
+  list(): DeviceSnapshot[];
+}
+
+/** Where the hub waits for durability before it resolves an ingest (the journal's group commit). */
+export interface Durability {
+  committed(): Promise<void>;
+}
+/** What the journal remembers of a device across a gateway restart (to count serial loss, issue 4). */
+export interface SeqMemory {
+  lastSeq(deviceId: string): { seq: number; t: number } | null;
+}
+
+export interface DeviceHubOptions {
+  bus: EventBus;
+  logger: Logger;
+  now?: () => number;
+  durability?: Durability | null;
+  seqMemory?: SeqMemory | null;
+  /** How often link silence is checked (gateway clock). */
+  tickMs?: number;
+}
+
+/** Silence after which a running device's link is `lost`: max(3 s, 3 telemetry periods) (issue 3, COMM_LOSS). */
+export const SILENCE_MIN_MS = 3000;
+/**
+ * In IDLE and ENDED a device may send only its `S` keep-alive every 5 s (ICD §1): two missed keep-alives plus
+ * a margin mean the link is gone whatever the state.
+ */
+export const SILENCE_IDLE_MS = 11_000;
+const QUIET_STATES: ReadonlySet<SessionState> = new Set(['IDLE', 'ENDED']);
+const OFFSET_WINDOW_MS = 5000;
+const PERIOD_RING = 16;
+
+interface DeviceRecord {
+  snap: DeviceSnapshot;
+  link: DeviceLink;
+  seq: SequenceTracker;
+  /** Clock offset estimate: the largest (device − gateway) in the current and previous windows (latency only lowers it). */
+  offsetCur: number;
+  offsetPrev: number;
+  offsetWindowStart: number;
+  lastTelemetryT: number | null;
+  periods: number[];
+  periodIdx: number;
+  deviceOnline: boolean;
+}
+
+export class DeviceHub implements IngestSink, DeviceView {
+  private readonly devices = new Map<string, DeviceRecord>();
+  /** Discards from sources that have no identity yet (a serial port before HELLO). */
+  private readonly anonymousDiscards = new Map<string, Record<string, number>>();
+  private timer: NodeJS.Timeout | null = null;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: DeviceHubOptions) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => this.checkSilence(), this.opts.tickMs ?? 250);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  get(id: string): DeviceSnapshot | undefined {
+    const rec = this.devices.get(id);
+    return rec ? this.snapshotOf(rec) : undefined;
+  }
+
+  list(): DeviceSnapshot[] {
+    return [...this.devices.keys()].sort().map((id) => this.snapshotOf(this.devices.get(id)!));
+  }
+
+  /** The link a command for this device goes out on, or undefined when the device is unknown. */
+  linkOf(id: string): DeviceLink | undefined {
+    return this.devices.get(id)?.link;
+  }
+
+  anonymousDiscardCounts(): ReadonlyMap<string, Record<string, number>> {
+    return this.anonymousDiscards;
+  }
+
+  ingest(deviceId: string, frames: DeviceFrame[], link: DeviceLink): Promise<void> {
+    const rx = this.now();
+    const rec = this.recordFor(deviceId, link, rx);
+    for (const f of frames) this.apply(rec, f, rx);
+    return this.opts.durability ? this.opts.durability.committed() : Promise.resolve();
+  }
+
+  discard(deviceId: string | null, source: string, d: Discard): void {
+    const counts = deviceId && this.devices.has(deviceId)
+      ? this.devices.get(deviceId)!.snap.counters.discards
+      : this.anonymousCounts(deviceId ?? source);
+    counts[d.reason] = (counts[d.reason] ?? 0) + 1;
+    this.opts.bus.emit('discard', { deviceId, source, reason: d.reason, detail: d.detail });
+  }
+
+  linkDown(deviceId: string, reason: string): void {
+    const rec = this.devices.get(deviceId);
+    if (!rec) return;
+    if (reason.startsWith('device status offline')) rec.deviceOnline = false;
+    this.setLink(rec, 'lost', reason, this.now());
+  }
+
+  reconnected(deviceId: string): void {
+    const rec = this.devices.get(deviceId);
+    if (rec) rec.snap.counters.reconnects++;
+  }
+
+  metricsText(): string {
+    const lines: string[] = [];
+    const metric = (name: string, help: string, type: string) => lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    const label = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+    const each = (fn: (id: string, s: DeviceSnapshot) => void) => { for (const s of this.list()) fn(label(s.id), s); };
+    metric('msc_frames_total', 'Frames received per device and type.', 'counter');
+    each((id, s) => {
+      const c = s.counters;
+      lines.push(`msc_frames_total{device="${id}",type="T"} ${c.telemetry}`, `msc_frames_total{device="${id}",type="S"} ${c.states}`,
+        `msc_frames_total{device="${id}",type="EV"} ${c.events}`, `msc_frames_total{device="${id}",type="ACK"} ${c.acks}`);
+    });
+    metric('msc_discards_total', 'Lines or payloads discarded, by reason.', 'counter');
+    each((id, s) => { for (const [r, n] of Object.entries(s.counters.discards)) lines.push(`msc_discards_total{device="${id}",reason="${r}"} ${n}`); });
+    for (const [src, counts] of this.anonymousDiscards) {
+      for (const [r, n] of Object.entries(counts)) lines.push(`msc_discards_total{device="",source="${label(src)}",reason="${r}"} ${n}`);
+    }
+    metric('msc_seq_gaps_total', 'Sequence gaps (each jump counts once).', 'counter');
+    each((id, s) => lines.push(`msc_seq_gaps_total{device="${id}"} ${s.counters.seqGaps}`));
+    metric('msc_frames_lost_total', 'Frames lost by the ICD formula (seq - last_seq - 1) mod 2^32.', 'counter');
+    each((id, s) => lines.push(`msc_frames_lost_total{device="${id}"} ${s.counters.framesLost}`));
+    metric('msc_duplicates_total', 'Frames received twice (MQTT redelivery).', 'counter');
+    each((id, s) => lines.push(`msc_duplicates_total{device="${id}"} ${s.counters.duplicates}`));
+    metric('msc_reconnects_total', 'Transport reconnects per device.', 'counter');
+    each((id, s) => lines.push(`msc_reconnects_total{device="${id}"} ${s.counters.reconnects}`));
+    metric('msc_link_up', '1 when the device link is connected.', 'gauge');
+    each((id, s) => lines.push(`msc_link_up{device="${id}",transport="${s.transport}"} ${s.link === 'connected' ? 1 : 0}`));
+    metric('msc_clock_offset_ms', 'Device clock minus gateway clock.', 'gauge');
+    each((id, s) => { if (s.clockOffsetMs !== null) lines.push(`msc_clock_offset_ms{device="${id}"} ${s.clockOffsetMs}`); });
+    return lines.join('\n') + '\n';
+  }
+
+  private anonymousCounts(source: string): Record<string, number> {
+    let c = this.anonymousDiscards.get(source);
+    if (!c) this.anonymousDiscards.set(source, (c = {}));
+    return c;
+  }
+
+  private recordFor(deviceId: string, link: DeviceLink, rx: number): DeviceRecord {
+    let rec = this.devices.get(deviceId);
+    if (!rec) {
+      const remembered = this.opts.seqMemory?.lastSeq(deviceId) ?? null;
+      rec = {
+        snap: {
+          id: deviceId, model: null, fw: null, serialNo: null, icd: null,
+          transport: link.kind, source: link.source, link: 'lost', linkReason: 'no frame yet', lastSeen: null,
+          state: null, stateSince: null, sessionId: null, values: {},
+          counters: {
+            frames: 0, telemetry: 0, states: 0, events: 0, acks: 0, discards: {},
+            seqGaps: 0, framesLost: 0, duplicates: 0, reconnects: 0,
+          },
+          clockOffsetMs: null, telemetryPeriodMs: null,
+        },
+        link,
+        seq: new SequenceTracker(remembered ? remembered.seq : null),
+        offsetCur: -Infinity, offsetPrev: -Infinity, offsetWindowStart: rx,
+        lastTelemetryT: null, periods: [], periodIdx: 0, deviceOnline: true,
+      };
+      this.devices.set(deviceId, rec);
+      // A port that spoke before its HELLO carried its discards under the port path.
+      const pending = this.anonymousDiscards.get(link.source);
+      if (pending) {
+        for (const [r, n] of Object.entries(pending)) rec.snap.counters.discards[r] = (rec.snap.counters.discards[r] ?? 0) + n;
+        this.anonymousDiscards.delete(link.source);
+      }
+    } else if (rec.link !== link) {
+      rec.link = link;
+      rec.snap.transport = link.kind;
+      rec.snap.source = link.source;
+    }
+    return rec;
+  }
+
+  private apply(rec: DeviceRecord, f: DeviceFrame, rx: number): void {
+    const snap = rec.snap;
+    if (f.type === 'STATUS') {
+      rec.deviceOnline = f.online;
+      if (!f.online) this.setLink(rec, 'lost', 'device status offline', rx);
+      return;
+    }
+    snap.counters.frames++;
+    snap.lastSeen = rx;
+    if (isSequenced(f)) {
+      const verdict = rec.seq.accept(f.seq);
+      snap.counters.seqGaps = rec.seq.gaps;
+      snap.counters.framesLost = rec.seq.framesLost;
+      snap.counters.duplicates = rec.seq.duplicates;
+      if (verdict === 'duplicate') return;
+      this.trackOffset(rec, f.t, rx);
+    }
+    rec.deviceOnline = true;
+    if (snap.link !== 'connected') this.setLink(rec, 'connected', 'frames flowing', rx);
+    switch (f.type) {
+      case 'HELLO':
+        return this.onHello(rec, f);
+      case 'T': {
+        snap.counters.telemetry++;
+        this.trackPeriod(rec, f.t);
+        const values = snap.values;
+        for (const key in f.v) {
+          const v = f.v[key];
+          const reading: ChannelReading | undefined = values[key];
+          if (reading && reading.t > f.t) continue; // a late frame never overwrites a newer value
+          values[key] = v === null ? { v: null, t: f.t, fault: true } : { v, t: f.t };
+        }
+        const sample: TelemetrySample = { deviceId: snap.id, sessionId: snap.sessionId, seq: f.seq, t: f.t, rx, v: f.v };
+        this.opts.bus.emit('telemetry', sample);
+        return;
+      }
+      case 'S': {
+        snap.counters.states++;
+        const previous = snap.state;
+        const changed = previous !== f.state || snap.sessionId !== f.sessionId;
+        if (snap.stateSince === null || previous !== f.state) snap.stateSince = f.t;
+        snap.state = f.state;
+        snap.sessionId = f.sessionId;
+        // Keep-alive `S` frames repeat the state every 5 s; the bus carries changes only.
+        if (changed) {
+          this.opts.bus.emit('state', {
+            deviceId: snap.id, seq: f.seq, t: f.t, rx, state: f.state, sessionId: f.sessionId, previous,
+          });
+        }
+        return;
+      }
+      case 'EV':
+        snap.counters.events++;
+        this.opts.bus.emit('event', {
+          deviceId: snap.id, sessionId: snap.sessionId, seq: f.seq, t: f.t, rx,
+          code: f.code, prio: f.prio, active: f.active, text: f.text,
+        });
+        return;
+      case 'ACK':
+        snap.counters.acks++;
+        this.opts.bus.emit('ack', { deviceId: snap.id, ack: f, rx });
+        return;
+    }
+  }
+
+  private onHello(rec: DeviceRecord, f: HelloFrame): void {
+    const snap = rec.snap;
+    snap.model = f.model;
+    snap.fw = f.fw;
+    snap.serialNo = f.serialNo;
+    snap.icd = f.icd;
+    rec.seq.onHello();
+    this.opts.bus.emit('hello', { deviceId: snap.id, hello: f, transport: rec.link.kind, source: rec.link.source });
+  }
+
+  private trackOffset(rec: DeviceRecord, t: number, rx: number): void {
+    if (rx - rec.offsetWindowStart >= OFFSET_WINDOW_MS) {
+      rec.offsetPrev = rec.offsetCur;
+      rec.offsetCur = -Infinity;
+      rec.offsetWindowStart = rx;
+    }
+    const o = t - rx;
+    if (o > rec.offsetCur) rec.offsetCur = o;
+    rec.snap.clockOffsetMs = Math.max(rec.offsetCur, rec.offsetPrev);
+  }
+
+  private trackPeriod(rec: DeviceRecord, t: number): void {
+    const last = rec.lastTelemetryT;
+    rec.lastTelemetryT = t;
+    if (last === null || t <= last) return;
+    const dt = t - last;
+    if (rec.periods.length < PERIOD_RING) rec.periods.push(dt);
+    else rec.periods[rec.periodIdx] = dt;
+    rec.periodIdx = (rec.periodIdx + 1) % PERIOD_RING;
+    if (rec.periodIdx === 0 || rec.snap.telemetryPeriodMs === null) {
+      const sorted = [...rec.periods].sort((a, b) => a - b);
+      rec.snap.telemetryPeriodMs = sorted[sorted.length >> 1];
+    }
+  }
+
+  private setLink(rec: DeviceRecord, link: LinkState, reason: string, at: number): void {
+    if (rec.snap.link === link && rec.snap.linkReason === reason) return;
+    const changed = rec.snap.link !== link;
+    rec.snap.link = link;
+    rec.snap.linkReason = reason;
+    if (changed) {
+      this.opts.logger.info({ device: rec.snap.id, link, reason }, `device ${rec.snap.id} link ${link}: ${reason}`);
+      this.opts.bus.emit('link', { deviceId: rec.snap.id, link, at, reason });
+    }
+  }
+
+  /** Absent data is never normal: a device that stops talking is marked lost (issue 3). */
+  private checkSilence(): void {
+    const now = this.now();
+    for (const rec of this.devices.values()) {
+      const s = rec.snap;
+      if (s.link !== 'connected' || s.lastSeen === null) continue;
+      const silent = now - s.lastSeen;
+      const quiet = s.state !== null && QUIET_STATES.has(s.state);
+      const limit = quiet ? SILENCE_IDLE_MS : Math.max(SILENCE_MIN_MS, 3 * (s.telemetryPeriodMs ?? 0));
+      if (silent > limit) this.setLink(rec, 'lost', `no frame for ${Math.round(silent / 100) / 10} s`, now);
+    }
+  }
+
+  private snapshotOf(rec: DeviceRecord): DeviceSnapshot {
+    const s = rec.snap;
+    return { ...s, values: structuredClone(s.values), counters: { ...s.counters, discards: { ...s.counters.discards } } };
+  }
+}
