@@ -1,0 +1,62 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfigFromArgs } from '../../../src/cli/options.js';
+import { ConfigError, parseConfig } from '../../../src/config.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'msc-config-'));
+function file(name: string, text: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+function issuesOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err.issues;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('configuration', () => {
+  it('has the documented defaults', () => {
+    const c = parseConfig({});
+    expect(c).toMatchObject({
+      http: { host: '127.0.0.1', port: 8080 }, serial: [], mqtt: null, dataDir: './data', journal: true, influx: null,
+      retention: { days: 14 }, log: { level: 'info' },
+    });
+    expect(Object.isFrozen(c.http)).toBe(true);
+  });
+
+  it('reads YAML, then environment, then flags, in that precedence', () => {
+    const cfg = file('a.yaml', 'http: { host: 0.0.0.0, port: 9000 }\nmqtt: { url: "mqtt://broker:1883", prefix: site/a }\ndataDir: /var/lib/msc\n');
+    const { config } = loadConfigFromArgs(
+      ['--config', cfg, '--serial', '/dev/ttyUSB0', '--serial', '/dev/ttyUSB1', '--http', '127.0.0.1:9100'],
+      { MSC_DATA_DIR: '/srv/msc', MSC_HTTP: '0.0.0.0:9200' },
+    );
+    expect(config.http).toEqual({ host: '127.0.0.1', port: 9100 });
+    expect(config.serial.map((s) => s.path)).toEqual(['/dev/ttyUSB0', '/dev/ttyUSB1']);
+    expect(config.mqtt).toMatchObject({ url: 'mqtt://broker:1883', prefix: 'site/a' });
+    expect(config.dataDir).toBe('/srv/msc');
+  });
+
+  it('names the offending field path of a bad file', () => {
+    const cfg = file('bad.json', JSON.stringify({ http: { port: 'eighty' }, serial: [{ baudRate: 9600 }], bogus: 1 }));
+    const issues = issuesOf(() => loadConfigFromArgs(['--config', cfg], {}));
+    expect(issues.some((i) => i.startsWith('http.port:'))).toBe(true);
+    expect(issues.some((i) => i.startsWith('serial.0.path:'))).toBe(true);
+    expect(issues.some((i) => /bogus/.test(i))).toBe(true);
+  });
+
+  it('rejects a bad flag, a bad URL and an unreadable or unparsable file', () => {
+    expect(issuesOf(() => loadConfigFromArgs(['--nope'], {}))[0]).toMatch(/nope/);
+    expect(issuesOf(() => loadConfigFromArgs(['--mqtt', 'localhost'], {}))[0]).toMatch(/^mqtt\.url:/);
+    expect(issuesOf(() => loadConfigFromArgs(['--http', 'x'], {}))[0]).toMatch(/^http:/);
+    expect(issuesOf(() => loadConfigFromArgs(['--config', join(dir, 'missing.yaml')], {}))[0]).toMatch(/cannot read/);
+    expect(issuesOf(() => loadConfigFromArgs(['--config', file('x.yaml', 'a: [1, 2')], {}))[0]).toMatch(/not valid YAML/);
+    expect(issuesOf(() => loadConfigFromArgs(['--influx', 'http://host:8086'], {}))[0]).toMatch(/^influx\.url:/);
+  });
+});
