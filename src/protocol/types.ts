@@ -100,3 +100,101 @@ export interface Discard {
 export function isSequenced(f: DeviceFrame): f is SequencedFrame {
   return f.type === 'T' || f.type === 'S' || f.type === 'EV';
 }
+
+// ---- Helpers shared by both bindings (added by the codec; names above are unchanged) ----
+
+/** A Discard with `raw` cut to 128 characters. */
+export function discard(reason: DiscardReason, raw: string, detail: string): Discard {
+  return { type: 'discard', reason, raw: raw.length > 128 ? raw.slice(0, 128) : raw, detail };
+}
+
+/** Longest channel key accepted (ICD §1 leaves KEY open; see isChannelKey). */
+export const CHANNEL_KEY_MAX = 32;
+
+/**
+ * Channel key grammar: a letter, then letters, digits or `_`, at most CHANNEL_KEY_MAX.
+ * ICD: KEY has no grammar in §1 and unknown keys must be kept. Safe reading: accept every
+ * identifier-like key (all ICD keys and any plausible new channel such as `SpO2`), because keys become
+ * JSON properties, Influx field names and API names; `__proto__` and friends can never pass.
+ */
+export function isChannelKey(key: string): boolean {
+  const n = key.length;
+  if (n === 0 || n > CHANNEL_KEY_MAX) return false;
+  for (let i = 0; i < n; i++) {
+    const c = key.charCodeAt(i);
+    const letter = (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
+    if (letter) continue;
+    if (i > 0 && ((c >= 0x30 && c <= 0x39) || c === 0x5f)) continue;
+    return false;
+  }
+  return true;
+}
+
+/**
+ * Formats a number as the ICD decimal `-?[0-9]+(\.[0-9]+)?`: never exponent notation, never "-0".
+ * `decimals` fixes the number of decimals; without it integers print as is and other numbers with up to
+ * 3 decimals, trailing zeros trimmed. A non-finite value is a programmer error (RangeError).
+ */
+export function formatDecimal(value: number, decimals?: number): string {
+  if (!Number.isFinite(value)) throw new RangeError(`cannot encode ${value} as an ICD decimal`);
+  let s: string;
+  if (decimals !== undefined) {
+    if (!Number.isInteger(decimals) || decimals < 0 || decimals > 15) {
+      throw new RangeError(`decimals must be an integer 0..15, got ${decimals}`);
+    }
+    // toFixed switches to exponent notation from 1e21 on; such values are integers anyway.
+    s = Math.abs(value) < 1e21
+      ? value.toFixed(decimals)
+      : BigInt(value).toString() + (decimals > 0 ? '.' + '0'.repeat(decimals) : '');
+  } else if (Number.isInteger(value)) {
+    s = Math.abs(value) < 1e21 ? String(value) : BigInt(value).toString();
+  } else {
+    s = value.toFixed(3);
+    let end = s.length;
+    while (s.charCodeAt(end - 1) === 0x30) end--;
+    if (s.charCodeAt(end - 1) === 0x2e) end--;
+    s = s.slice(0, end);
+  }
+  if (s.charCodeAt(0) === 0x2d && isAllZeros(s, 1)) s = s.slice(1);
+  return s;
+}
+
+const POW10 = [1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+
+/**
+ * ICD §1 VALUE `-?[0-9]+(\.[0-9]+)?` -> number, NaN when not that grammar or not finite.
+ * Up to 15 digits the mantissa is exact and one division by an exact power of ten is correctly rounded,
+ * so the result equals Number(text); longer literals take Number() itself. The serial decoder's hot path.
+ */
+export function parseDecimal(text: string, from = 0, to = text.length): number {
+  let i = from;
+  const negative = i < to && text.charCodeAt(i) === 0x2d;
+  if (negative) i++;
+  const intStart = i;
+  let mantissa = 0;
+  let d = 0;
+  while (i < to && (d = text.charCodeAt(i) - 0x30) >= 0 && d <= 9) { mantissa = mantissa * 10 + d; i++; }
+  if (i === intStart) return NaN;
+  let fraction = 0;
+  if (i < to) {
+    if (text.charCodeAt(i) !== 0x2e) return NaN;
+    const fracStart = ++i;
+    while (i < to && (d = text.charCodeAt(i) - 0x30) >= 0 && d <= 9) { mantissa = mantissa * 10 + d; i++; }
+    fraction = i - fracStart;
+    if (fraction === 0 || i < to) return NaN;
+  }
+  let value = i - intStart - (fraction > 0 ? 1 : 0) > 15
+    ? Number(text.slice(intStart, to))
+    : mantissa / POW10[fraction];
+  if (!Number.isFinite(value)) return NaN;
+  if (negative) value = -value;
+  return value === 0 ? 0 : value; // "-0" and "-0.0" are zero, never -0
+}
+
+function isAllZeros(s: string, from: number): boolean {
+  for (let i = from; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c !== 0x30 && c !== 0x2e) return false;
+  }
+  return true;
+}
