@@ -24,6 +24,8 @@ const mqttConfig = z.object({
   clientId: z.string().min(1).optional(),
   username: z.string().optional(),
   password: z.string().optional(),
+  /** 5 (default) or 4 for MQTT 3.1.1-only brokers; the session is persistent with either. */
+  protocolVersion: z.union([z.literal(4), z.literal(5)]).default(5),
 });
 
 const influxConfig = z.object({

@@ -70,7 +70,7 @@ export class Gateway {
       this.transports.push(new MqttTransport({
         url: config.mqtt.url, prefix: config.mqtt.prefix,
         clientId: config.mqtt.clientId ?? `msc-gateway-${hostname()}`,
-        username: config.mqtt.username, password: config.mqtt.password,
+        username: config.mqtt.username, password: config.mqtt.password, protocolVersion: config.mqtt.protocolVersion,
         sink: this.hub, logger: log.child({ module: 'mqtt' }),
       }));
     }

@@ -1,0 +1,120 @@
+/**
+ * What every transport offers the composition root, /healthz and /metrics; plus the small helpers both use.
+ * A transport reads a device link (serial port or MQTT broker), decodes with src/protocol and hands frames to
+ * an IngestSink (src/model/types.ts); it owns no device state beyond identity and reachability.
+ */
+import type { TransportKind } from '../bus.js';
+
+export interface TransportStatus {
+  kind: TransportKind;
+  /** Port path or broker URL without credentials. */
+  source: string;
+  /** Serial: port open. MQTT: connected and subscription granted. */
+  up: boolean;
+  /** One human line: what the transport is doing now. */
+  detail: string;
+  /** Times the link came back after it was lost (not counting the first open/connect). */
+  reconnects: number;
+  lastError: string | null;
+}
+
+export interface Transport {
+  readonly kind: TransportKind;
+  /** Begins opening/connecting and resolves without waiting for the link: an absent device is not a failure. */
+  start(): Promise<void>;
+  /** Stops retries and closes the link; safe to call twice. */
+  stop(): Promise<void>;
+  status(): TransportStatus;
+}
+
+type LogFn = {
+  (obj: object, msg?: string): void;
+  (msg: string): void;
+};
+
+/** The part of a pino logger transports use (a pino `Logger` fits). */
+export interface TransportLogger {
+  info: LogFn;
+  warn: LogFn;
+  error: LogFn;
+  debug: LogFn;
+  child(bindings: Record<string, unknown>): TransportLogger;
+}
+
+/**
+ * At most one log line per key per window; the lines held back are counted and reported with the next one.
+ * Device noise (a bad payload 10 times a second) must not drown the log, yet must stay visible.
+ */
+export class LogThrottle {
+  private readonly last = new Map<string, { at: number; suppressed: number }>();
+
+  constructor(
+    private readonly windowMs: number,
+    private readonly now: () => number,
+  ) {}
+
+  /** Returns null when this line is held back, else how many were held back since the last one written. */
+  admit(key: string): { suppressed: number } | null {
+    const t = this.now();
+    const entry = this.last.get(key);
+    if (entry && t - entry.at < this.windowMs) {
+      entry.suppressed++;
+      return null;
+    }
+    const suppressed = entry?.suppressed ?? 0;
+    this.last.set(key, { at: t, suppressed: 0 });
+    return { suppressed };
+  }
+}
+
+/** `mqtt://user:secret@host:1883` → `mqtt://user@host:1883`: a source string never carries a password. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.password = '';
+    return u.toString();
+  } catch {
+    // Not a URL we can parse: keep only what cannot be a secret.
+    return url.replace(/\/\/[^@/]*@/, '//');
+  }
+}
+
+export function errorText(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
+  }
+  return String(err);
+}
+
+/**
+ * One promise chain per key: work for a key starts when the key's previous work settled, other keys do not
+ * wait. A failure is returned to its caller and does not stop the chain.
+ */
+export class KeyedChain {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  run(key: string, work: () => Promise<void>): Promise<void> {
+    const result = (this.tails.get(key) ?? Promise.resolve()).then(work);
+    const tail = result.catch(() => undefined);
+    this.tails.set(key, tail);
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
+    return result;
+  }
+
+  /** Settles when all work queued so far has settled. */
+  idle(): Promise<unknown> {
+    return Promise.allSettled([...this.tails.values()]);
+  }
+}
+
+/** Resolves with p's value, or with undefined after ms, whichever is first. */
+export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}

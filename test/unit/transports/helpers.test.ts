@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { Backoff } from '../../../src/transports/backoff.js';
+import { KeyedChain, LogThrottle, redactUrl, withTimeout } from '../../../src/transports/types.js';
+
+describe('Backoff', () => {
+  it('doubles from the initial delay to the cap and stays there; reset starts over', () => {
+    const b = new Backoff({ initialMs: 250, maxMs: 5000, random: () => 0 });
+    const seq = Array.from({ length: 8 }, () => b.next());
+    expect(seq).toEqual([250, 500, 1000, 2000, 4000, 5000, 5000, 5000]);
+    expect(b.attempts).toBe(8);
+    expect(b.capped).toBe(true);
+    b.reset();
+    expect(b.next()).toBe(250);
+  });
+
+  it('jitter only shortens a delay, by at most the jitter fraction', () => {
+    const b = new Backoff({ initialMs: 1000, maxMs: 1000, jitter: 0.1, random: () => 0.999 });
+    expect(b.next()).toBe(900);
+    const r = new Backoff({ initialMs: 1000, maxMs: 8000 });
+    for (let i = 0; i < 50; i++) {
+      const nominal = r.nominalNext();
+      const d = r.next();
+      expect(d).toBeLessThanOrEqual(nominal);
+      expect(d).toBeGreaterThanOrEqual(nominal * 0.9 - 1);
+    }
+  });
+
+  it('rejects nonsense bounds (a programmer error)', () => {
+    expect(() => new Backoff({ initialMs: 0, maxMs: 10 })).toThrow(RangeError);
+    expect(() => new Backoff({ initialMs: 100, maxMs: 10 })).toThrow(RangeError);
+  });
+});
+
+describe('LogThrottle', () => {
+  it('admits one line per key per window and reports how many it held back', () => {
+    let now = 0;
+    const t = new LogThrottle(10_000, () => now);
+    expect(t.admit('A|schema')).toEqual({ suppressed: 0 });
+    expect(t.admit('A|schema')).toBeNull();
+    expect(t.admit('A|schema')).toBeNull();
+    expect(t.admit('B|schema')).toEqual({ suppressed: 0 });
+    now = 9_999;
+    expect(t.admit('A|schema')).toBeNull();
+    now = 10_000;
+    expect(t.admit('A|schema')).toEqual({ suppressed: 3 });
+    now = 30_000;
+    expect(t.admit('A|schema')).toEqual({ suppressed: 0 });
+  });
+});
+
+describe('redactUrl', () => {
+  it('drops the password and keeps everything else', () => {
+    expect(redactUrl('mqtt://gw:s3cret@broker.local:1883')).toBe('mqtt://gw@broker.local:1883');
+    expect(redactUrl('wss://u:p@host:9001/mqtt')).toBe('wss://u@host:9001/mqtt');
+    expect(redactUrl('mqtt://127.0.0.1:1883')).toBe('mqtt://127.0.0.1:1883');
+    expect(redactUrl('not a url //u:p@x')).not.toContain('p@');
+  });
+});
+
+describe('KeyedChain', () => {
+  it('runs one key\'s work in order, one at a time, without holding back other keys', async () => {
+    const chain = new KeyedChain();
+    const log: string[] = [];
+    const gates = new Map<string, () => void>();
+    const job = (name: string) => () => {
+      log.push(`start ${name}`);
+      return new Promise<void>((resolve) => gates.set(name, () => { log.push(`end ${name}`); resolve(); }));
+    };
+    const a1 = chain.run('A', job('a1'));
+    const a2 = chain.run('A', job('a2'));
+    const b1 = chain.run('B', job('b1'));
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(log).toEqual(['start a1', 'start b1']);
+    gates.get('b1')!();
+    await b1;
+    gates.get('a1')!();
+    await a1;
+    await Promise.resolve();
+    expect(log).toEqual(['start a1', 'start b1', 'end b1', 'end a1', 'start a2']);
+    gates.get('a2')!();
+    await a2;
+    await chain.idle();
+  });
+
+  it('returns a failure to its caller and keeps the chain going', async () => {
+    const chain = new KeyedChain();
+    const failed = chain.run('A', async () => { throw new Error('disk'); });
+    const next = chain.run('A', async () => undefined);
+    await expect(failed).rejects.toThrow('disk');
+    await expect(next).resolves.toBeUndefined();
+  });
+});
+
+describe('withTimeout', () => {
+  it('gives up after the limit without rejecting', async () => {
+    await expect(withTimeout(new Promise(() => undefined), 10)).resolves.toBeUndefined();
+    await expect(withTimeout(Promise.resolve(7), 1000)).resolves.toBe(7);
+  });
+});
