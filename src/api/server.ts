@@ -2,7 +2,7 @@
  * HTTP API factory (style.md: build the server separately from listen, so tests use inject()).
  * Feature routes (alarms, history, commands, …) are registered by the parts that own them.
  */
-import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 import type { Logger } from '../log.js';
 import type { DeviceView } from '../model/deviceHub.js';
 
@@ -34,7 +34,8 @@ const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger.child({ module: 'http' }),
-    disableRequestLogging: true,
+    // One log line per request would drown the device logs; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: deps.bodyLimit ?? 64 * 1024,
   });
 
