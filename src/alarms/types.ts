@@ -39,6 +39,12 @@ export interface AlarmInstance {
   ackedAt: number | null;
   shelvedUntil: number | null;
   sessionId: string | null;
+  /** Sources reporting the condition now (one instance however many report it, issue 3). */
+  sources?: AlarmSource[];
+  shelvedBy?: string | null;
+  shelveReason?: string | null;
+  outOfServiceBy?: string | null;
+  outOfServiceReason?: string | null;
 }
 
 export type AlarmTransitionKind =
@@ -64,4 +70,17 @@ export interface AlarmTransition {
   alarm: AlarmInstance;
   actor: Actor | null;
   reason: string | null;
+}
+
+/** Operator actions answer with a typed result; the API maps not_found 404, invalid_transition 409, invalid_argument 400. */
+export type ActionError = 'not_found' | 'invalid_transition' | 'invalid_argument';
+export type ActionResult = { ok: true; alarm: AlarmInstance } | { ok: false; error: ActionError; message: string };
+export type AudioPauseResult =
+  | { ok: true; deviceId: string; until: number }
+  | { ok: false; error: ActionError; message: string };
+
+export interface AlarmListFilter {
+  /** `active` (default): every instance not NORMAL, shelved and suppressed ones included; `all`: also NORMAL. */
+  state?: 'active' | 'all';
+  device?: string;
 }

@@ -1,0 +1,185 @@
+/**
+ * Persistence of alarm instances that are not NORMAL (active, latched, unacknowledged, shelved, out of service)
+ * and of running audio pauses, so that they survive a gateway restart (issue 3).
+ * The file store writes JSON atomically (write tmp, fsync, rename, fsync dir), debounced ≤ 100 ms, flushed on stop.
+ */
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import type { AlarmInstance, Actor } from './types.js';
+
+export interface PersistedInstance {
+  alarm: AlarmInstance;
+  ranks: { device: number; process: number; technical: number };
+  reannunciateMs: number | null;
+  escalateAfterMs: number | null;
+  unackSince: number | null;
+}
+export interface PersistedAudioPause {
+  deviceId: string;
+  until: number;
+  maxRank: number;
+  actor: Actor | null;
+}
+export interface PersistedAlarms {
+  version: 1;
+  savedAt: number;
+  instances: PersistedInstance[];
+  audioPauses: PersistedAudioPause[];
+  /** Set by load() when the stored state could not be read (the engine raises a technical alarm). */
+  problem?: string;
+}
+
+export interface AlarmStore {
+  /** Never throws on file contents: an unreadable state yields an empty one with `problem` set. */
+  load(): PersistedAlarms;
+  /** Records the latest state; may write later (debounced). */
+  save(state: PersistedAlarms): void;
+  /** Writes any pending state now. */
+  flush(): void;
+  /** Called with an error message when a write fails, and with null when writes succeed again. */
+  onWriteError?: ((message: string | null) => void) | null;
+}
+
+export function emptyAlarms(): PersistedAlarms {
+  return { version: 1, savedAt: 0, instances: [], audioPauses: [] };
+}
+
+const Priority = z.enum(['HIGH', 'MEDIUM', 'LOW']);
+const Source = z.enum(['device', 'process', 'technical']);
+const NumStr = z.union([z.number(), z.string()]).nullable();
+const Ts = z.number().nullable();
+const ActorSchema = z.object({ user: z.string(), role: z.string() });
+const PersistedSchema = z.object({
+  version: z.literal(1),
+  savedAt: z.number(),
+  instances: z.array(z.object({
+    alarm: z.object({
+      id: z.string(), device: z.string(), rule: z.string(), source: Source, priority: Priority,
+      state: z.enum(['NORMAL', 'UNACK', 'ACKED', 'RTN_UNACK', 'SHELVED', 'SUPPRESSED', 'OUT_OF_SERVICE']),
+      active: z.boolean(), latching: z.boolean(), raisedAt: Ts, clearedAt: Ts, value: NumStr, limit: NumStr,
+      message: z.string(), ackedBy: z.string().nullable(), ackedAt: Ts, shelvedUntil: Ts, sessionId: z.string().nullable(),
+      sources: z.array(Source).optional(),
+      shelvedBy: z.string().nullable().optional(), shelveReason: z.string().nullable().optional(),
+      outOfServiceBy: z.string().nullable().optional(), outOfServiceReason: z.string().nullable().optional(),
+    }),
+    ranks: z.object({ device: z.number(), process: z.number(), technical: z.number() }),
+    reannunciateMs: Ts, escalateAfterMs: Ts, unackSince: Ts,
+  })),
+  audioPauses: z.array(z.object({ deviceId: z.string(), until: z.number(), maxRank: z.number(), actor: ActorSchema.nullable() })),
+});
+
+/** For unit tests and for a gateway without a data directory. */
+export class MemoryAlarmStore implements AlarmStore {
+  private state: string | null = null;
+  saves = 0;
+  onWriteError: ((message: string | null) => void) | null = null;
+
+  load(): PersistedAlarms {
+    return this.state ? (JSON.parse(this.state) as PersistedAlarms) : emptyAlarms();
+  }
+
+  save(state: PersistedAlarms): void {
+    this.saves++;
+    this.state = JSON.stringify(state);
+  }
+
+  flush(): void {}
+}
+
+export interface FileAlarmStoreOptions {
+  dataDir: string;
+  fileName?: string;
+  /** Longest a change waits before it is written. */
+  debounceMs?: number;
+}
+
+export class FileAlarmStore implements AlarmStore {
+  readonly file: string;
+  private pending: PersistedAlarms | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private failing = false;
+  onWriteError: ((message: string | null) => void) | null = null;
+
+  constructor(private readonly opts: FileAlarmStoreOptions) {
+    this.file = join(opts.dataDir, opts.fileName ?? 'alarms.json');
+  }
+
+  load(): PersistedAlarms {
+    let text: string;
+    try {
+      text = readFileSync(this.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return emptyAlarms();
+      return { ...emptyAlarms(), problem: `cannot read ${this.file}: ${(err as Error).message}` };
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      return this.setAside(`${this.file} is not JSON: ${(err as Error).message}`);
+    }
+    const r = PersistedSchema.safeParse(parsed);
+    if (!r.success) return this.setAside(`${this.file} has an unexpected shape: ${r.error.issues[0]?.path.join('.')} ${r.error.issues[0]?.message}`);
+    return r.data as PersistedAlarms;
+  }
+
+  save(state: PersistedAlarms): void {
+    this.pending = state;
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.flush();
+    }, this.opts.debounceMs ?? 100);
+    this.timer.unref();
+  }
+
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const state = this.pending;
+    if (!state) return;
+    try {
+      this.write(JSON.stringify(state));
+      this.pending = null;
+      if (this.failing) {
+        this.failing = false;
+        this.onWriteError?.(null);
+      }
+    } catch (err) {
+      // Kept pending: the next save or flush retries. The engine raises a technical alarm meanwhile.
+      this.failing = true;
+      this.onWriteError?.(`cannot write ${this.file}: ${(err as Error).message}`);
+    }
+  }
+
+  private write(text: string): void {
+    mkdirSync(this.opts.dataDir, { recursive: true });
+    const tmp = `${this.file}.tmp`;
+    const fd = openSync(tmp, 'w');
+    try {
+      writeSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, this.file);
+    const dir = openSync(this.opts.dataDir, 'r');
+    try {
+      fsyncSync(dir);
+    } finally {
+      closeSync(dir);
+    }
+  }
+
+  /** A corrupt file is kept for inspection, never overwritten silently. */
+  private setAside(problem: string): PersistedAlarms {
+    const aside = `${this.file}.corrupt-${Date.now()}`;
+    try {
+      renameSync(this.file, aside);
+    } catch {
+      // Leave it where it is; the problem is reported either way.
+    }
+    return { ...emptyAlarms(), problem: `${problem} (moved to ${aside})` };
+  }
+}
