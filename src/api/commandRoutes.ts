@@ -1,0 +1,31 @@
+/**
+ * `POST /api/devices/:id/commands` (operator; issue 5): `{"verb","args","reason"}` ->
+ * `{"cmdId","result":"OK"|"REJ"|"ERR"|"TIMEOUT","detail"}` once the device answered or the retries ran out.
+ * 400 (nothing sent) for a body or command the ICD refuses in the device's current state, 404 for an unknown
+ * device, 409 when its link is down, 503 when the audit trail cannot be written.
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import type { CommandService } from '../control/commandService.js';
+import { badRequestBody, CommandBodySchema } from '../control/requestSchemas.js';
+import { actorOf } from './authPlugin.js';
+
+export interface CommandRoutesOptions {
+  commands: Pick<CommandService, 'execute'>;
+}
+
+/** A command body is a few dozen bytes. */
+const BODY_LIMIT = 4096;
+
+export const commandRoutes: FastifyPluginAsync<CommandRoutesOptions> = async (app, opts) => {
+  app.post<{ Params: { id: string } }>('/api/devices/:id/commands', { bodyLimit: BODY_LIMIT }, async (req, reply) => {
+    const body = CommandBodySchema.safeParse(req.body);
+    if (!body.success) return reply.code(400).send(badRequestBody(body.error));
+    const res = await opts.commands.execute(req.params.id, body.data, actorOf(req));
+    if (!res.ok) {
+      const path = res.code === 'wrong_state' ? 'verb' : 'args';
+      const issues = res.status === 400 ? [{ path, message: res.detail }] : undefined;
+      return reply.code(res.status).send({ error: res.code, message: res.detail, issues });
+    }
+    return { cmdId: res.cmdId, result: res.result, detail: res.detail, tries: res.tries };
+  });
+};

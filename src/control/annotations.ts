@@ -1,0 +1,175 @@
+/**
+ * Session annotations (issue 5): clinical events a perfusionist notes during a session, above all suspected
+ * adverse events, which the trial counts per session. Each one is an audit record AND a row of a small
+ * `annotations` table (queried by device, session and time), written in one transaction: both or neither.
+ */
+import type { Database, Statement } from 'better-sqlite3';
+import { z } from 'zod';
+import type { Actor } from '../alarms/types.js';
+import type { AuditSink } from '../audit/auditLog.js';
+import { SESSION_ID_RE } from '../protocol/commands.js';
+
+export const ANNOTATION_KINDS = ['adverse_event', 'note', 'intervention'] as const;
+export type AnnotationKind = (typeof ANNOTATION_KINDS)[number];
+/** Suspected adverse events of an extracorporeal liver-support session (issue 5). */
+export const ADVERSE_EVENT_TYPES = ['hypotension', 'fever', 'chills', 'bleeding', 'circuit_clotting', 'other'] as const;
+export type AdverseEventType = (typeof ADVERSE_EVENT_TYPES)[number];
+
+export const ANNOTATION_TEXT_MAX = 2000;
+/** How far ahead of the gateway clock an annotation's time may be (clock skew of the ward PC), ms. */
+export const ANNOTATION_FUTURE_SLACK_MS = 60_000;
+
+export const AnnotationBodySchema = z.object({
+  /** When the event happened: epoch ms or ISO 8601 with offset; defaults to now. */
+  t: z.union([z.number().int().nonnegative(), z.iso.datetime({ offset: true })]).optional(),
+  kind: z.enum(ANNOTATION_KINDS),
+  /** Required for `adverse_event`, absent otherwise. */
+  subtype: z.enum(ADVERSE_EVENT_TYPES).optional(),
+  text: z.string().trim().min(1).max(ANNOTATION_TEXT_MAX),
+  /** Defaults to the device's current session. */
+  session: z.string().regex(SESSION_ID_RE).optional(),
+}).strict().superRefine((b, ctx) => {
+  if (b.kind === 'adverse_event' && !b.subtype) {
+    ctx.addIssue({ code: 'custom', path: ['subtype'], message: `required for adverse_event: one of ${ADVERSE_EVENT_TYPES.join(', ')}` });
+  }
+  if (b.kind !== 'adverse_event' && b.subtype) {
+    ctx.addIssue({ code: 'custom', path: ['subtype'], message: 'only adverse_event has a subtype' });
+  }
+});
+export type AnnotationBody = z.infer<typeof AnnotationBodySchema>;
+
+export interface Annotation {
+  id: number;
+  device: string;
+  session: string | null;
+  /** When the event happened, epoch ms. */
+  t: number;
+  kind: AnnotationKind;
+  subtype: AdverseEventType | null;
+  text: string;
+  user: string;
+  role: string;
+  /** When it was written, epoch ms. */
+  createdAt: number;
+  auditId: number;
+}
+
+export interface AnnotationQuery {
+  device?: string;
+  session?: string;
+  from?: number;
+  to?: number;
+  limit?: number;
+}
+
+export interface AnnotationStoreOptions {
+  db: Database;
+  audit: AuditSink;
+  now?: () => number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS annotations (
+  id INTEGER PRIMARY KEY,
+  device TEXT NOT NULL,
+  session TEXT,
+  t INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  subtype TEXT,
+  text TEXT NOT NULL,
+  user TEXT NOT NULL,
+  role TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  audit_id INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS annotations_device_t ON annotations(device, t);
+CREATE INDEX IF NOT EXISTS annotations_session ON annotations(session, t);
+`;
+
+export const ANNOTATION_QUERY_MAX = 5000;
+
+interface Row {
+  id: number; device: string; session: string | null; t: number; kind: AnnotationKind; subtype: AdverseEventType | null;
+  text: string; user: string; role: string; created_at: number; audit_id: number;
+}
+
+export class AnnotationStore {
+  private insert: Statement<unknown[]> | null = null;
+  private readonly now: () => number;
+  private db: Database;
+  private started = false;
+
+  constructor(private readonly opts: AnnotationStoreOptions) {
+    this.now = opts.now ?? Date.now;
+    this.db = opts.db;
+  }
+
+  start(): void {
+    this.started = true;
+    if (this.insert) return;
+    this.db.exec(SCHEMA);
+    this.insert = this.db.prepare(`INSERT INTO annotations (device, session, t, kind, subtype, text, user, role, created_at, audit_id)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+  }
+
+  stop(): void {}
+
+  /** Switches to the journal's new handle after it reopened (`journal.onOpen`). */
+  useDatabase(db: Database): void {
+    if (db === this.db) return;
+    this.db = db;
+    this.insert = null;
+    if (this.started) this.start();
+  }
+
+  /** The event time of a body, or why it is refused (a time in the future is not a record of what happened). */
+  eventTime(body: AnnotationBody): { ok: true; t: number } | { ok: false; message: string } {
+    const now = this.now();
+    const t = body.t === undefined ? now : typeof body.t === 'number' ? body.t : Date.parse(body.t);
+    if (!Number.isFinite(t)) return { ok: false, message: 'not a valid time' };
+    if (t > now + ANNOTATION_FUTURE_SLACK_MS) return { ok: false, message: 'is in the future' };
+    return { ok: true, t };
+  }
+
+  add(device: string, session: string | null, t: number, body: AnnotationBody, actor: Actor): Annotation {
+    if (!this.insert) throw new Error('AnnotationStore.add before start()');
+    const createdAt = this.now();
+    const write = this.db.transaction((): Annotation => {
+      const rec = this.opts.audit.append({
+        user: actor.user, role: actor.role, device, session, action: 'annotation.add', outcome: 'done', at: createdAt,
+        detail: { t, kind: body.kind, subtype: body.subtype ?? null, text: body.text },
+      });
+      const info = this.insert!.run(device, session, t, body.kind, body.subtype ?? null, body.text, actor.user, actor.role, createdAt, rec.id);
+      return {
+        id: Number(info.lastInsertRowid), device, session, t, kind: body.kind, subtype: body.subtype ?? null,
+        text: body.text, user: actor.user, role: actor.role, createdAt, auditId: rec.id,
+      };
+    });
+    return write.immediate();
+  }
+
+  query(q: AnnotationQuery = {}): Annotation[] {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (q.device !== undefined) { where.push('device = ?'); params.push(q.device); }
+    if (q.session !== undefined) { where.push('session = ?'); params.push(q.session); }
+    if (q.from !== undefined) { where.push('t >= ?'); params.push(q.from); }
+    if (q.to !== undefined) { where.push('t <= ?'); params.push(q.to); }
+    const limit = Math.max(1, Math.min(q.limit ?? 1000, ANNOTATION_QUERY_MAX));
+    const rows = this.db.prepare(`SELECT * FROM annotations ${where.length ? 'WHERE ' + where.join(' AND ') : ''}
+      ORDER BY t, id LIMIT ${limit}`).all(...params) as Row[];
+    return rows.map((r) => ({
+      id: r.id, device: r.device, session: r.session, t: r.t, kind: r.kind, subtype: r.subtype, text: r.text,
+      user: r.user, role: r.role, createdAt: r.created_at, auditId: r.audit_id,
+    }));
+  }
+
+  /** Suspected adverse events of one session, per type (every type present, zero when none). */
+  adverseEventCounts(session: string): Record<AdverseEventType, number> {
+    const counts = Object.fromEntries(ADVERSE_EVENT_TYPES.map((k) => [k, 0])) as Record<AdverseEventType, number>;
+    const rows = this.db.prepare(`SELECT subtype, COUNT(*) AS n FROM annotations
+      WHERE session = ? AND kind = 'adverse_event' GROUP BY subtype`).all(session) as Array<{ subtype: AdverseEventType; n: number }>;
+    for (const r of rows) if (Object.hasOwn(counts, r.subtype)) counts[r.subtype] = r.n;
+    return counts;
+  }
+}

@@ -1,0 +1,337 @@
+/**
+ * The live stream `GET /ws` (issue 5): WebSocket (`ws`, no per-message compression) on the API's HTTP server.
+ * A client authenticates (Authorization header, `bearer.<TOKEN>` subprotocol, or a first `auth` message
+ * within 5 s), subscribes to devices (or `*`), gets a snapshot, then every telemetry, state, link, alarm and
+ * event message. Each bus event is serialised once for all clients; per-client flow control is LiveClient's.
+ * Heartbeats (ping every 10 s, 2 missed pongs) end dead clients; stop() closes everyone with 1001.
+ */
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { AlarmInstance } from '../alarms/types.js';
+import type { RateLimiter } from '../auth/rateLimiter.js';
+import { roleAtLeast, type Principal } from '../auth/roles.js';
+import { routeAccess, WS_MESSAGE_ROLES } from '../auth/routeRoles.js';
+import type { Authenticator } from '../auth/tokenStore.js';
+import type { EventBus } from '../bus.js';
+import type { CommandService } from '../control/commandService.js';
+import type { Logger } from '../log.js';
+import type { DeviceView } from '../model/deviceHub.js';
+import { LiveClient, type DisconnectReason, type FlowLimits, type Frame } from './liveClient.js';
+import * as M from './messages.js';
+import { chooseProtocol, rejectUpgrade, upgradeToken } from './upgrade.js';
+
+export interface LiveHubOptions {
+  bus: EventBus;
+  devices: DeviceView;
+  tokens: Authenticator;
+  logger: Logger;
+  /** Active alarms of a device for the snapshot (the alarm engine's list, minus NORMAL). */
+  alarmsOf?: (deviceId: string) => AlarmInstance[];
+  commands?: Pick<CommandService, 'execute'> | null;
+  /** Shared with the HTTP write routes: commands over the stream count against the same budget. */
+  limiter?: RateLimiter | null;
+  now?: () => number;
+  path?: string;
+  heartbeatMs?: number;
+  authTimeoutMs?: number;
+  flow?: Partial<FlowLimits>;
+  flowTickMs?: number;
+  maxClients?: number;
+  /** Largest client message, bytes. */
+  maxPayload?: number;
+}
+
+const DEFAULT_FLOW: FlowLimits = { softBytes: 256 * 1024, lowBytes: 64 * 1024, hardBytes: 4 * 1024 * 1024, hardMs: 10_000 };
+const WS_ACCESS = routeAccess('GET', '/ws');
+
+export class LiveHub {
+  private wss: WebSocketServer | null = null;
+  private server: Server | null = null;
+  private readonly clients = new Set<LiveClient>();
+  private nextId = 1;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private flowTick: NodeJS.Timeout | null = null;
+  private readonly now: () => number;
+  private readonly flow: FlowLimits;
+  readonly stats = { conflations: 0, dropped: 0, sent: 0 };
+  private readonly disconnects: Record<DisconnectReason, number> = { closed: 0, heartbeat: 0, slow: 0, auth: 0, revoked: 0, stopping: 0, error: 0 };
+  private readonly clientErrors: Record<string, number> = {};
+  private rejectedUpgrades = 0;
+
+  constructor(private readonly opts: LiveHubOptions) {
+    this.now = opts.now ?? Date.now;
+    this.flow = { ...DEFAULT_FLOW, ...opts.flow };
+  }
+
+  /** Attaches to the API's HTTP server (fastify's `app.server`) and starts relaying the bus. */
+  start(server: Server): void {
+    if (this.wss) return;
+    this.server = server;
+    this.wss = new WebSocketServer({
+      noServer: true,
+      perMessageDeflate: false,
+      maxPayload: this.opts.maxPayload ?? 64 * 1024,
+      handleProtocols: chooseProtocol,
+    });
+    server.on('upgrade', this.onUpgrade);
+    this.subscribeBus();
+    this.heartbeat = setInterval(() => this.beat(), this.opts.heartbeatMs ?? 10_000);
+    this.heartbeat.unref();
+    this.flowTick = setInterval(() => this.tickFlow(), this.opts.flowTickMs ?? 50);
+    this.flowTick.unref();
+  }
+
+  /** Closes every client with 1001 (going away) and detaches. Safe to call twice. */
+  async stop(): Promise<void> {
+    this.opts.bus.removeOwner(this);
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.flowTick) clearInterval(this.flowTick);
+    this.heartbeat = this.flowTick = null;
+    this.server?.off('upgrade', this.onUpgrade);
+    this.server = null;
+    const wss = this.wss;
+    this.wss = null;
+    if (!wss) return;
+    const closed = [...this.clients].map((c) => new Promise<void>((resolve) => {
+      if (c.ws.readyState === c.ws.CLOSED) return resolve();
+      c.ws.once('close', () => resolve());
+      this.disconnect(c, 'stopping', 1001, 'gateway stopping');
+    }));
+    const deadline = new Promise<void>((r) => setTimeout(r, 1000).unref());
+    await Promise.race([Promise.all(closed), deadline]);
+    for (const c of this.clients) c.ws.terminate();
+    this.clients.clear();
+    await new Promise<void>((r) => wss.close(() => r()));
+  }
+
+  get clientCount(): number {
+    return this.clients.size;
+  }
+
+  private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const path = (req.url ?? '').split('?')[0];
+    if (path !== (this.opts.path ?? '/ws')) {
+      // Nobody else serves upgrades on this server: answer instead of leaving the socket hanging.
+      if (this.server && this.server.listenerCount('upgrade') === 1) rejectUpgrade(socket, 404, 'not_found', 'no WebSocket here');
+      return;
+    }
+    const token = upgradeToken(req);
+    let principal: Principal | null = null;
+    if (token !== null) {
+      principal = this.opts.tokens.authenticate(token);
+      if (!principal) return this.reject(socket, 401, 'unauthorized', 'unknown token');
+      if (WS_ACCESS === null || WS_ACCESS === 'open' || !roleAtLeast(principal.role, WS_ACCESS)) {
+        return this.reject(socket, 403, 'forbidden', 'the live stream needs role viewer');
+      }
+    }
+    if (this.clients.size >= (this.opts.maxClients ?? 500)) return this.reject(socket, 503, 'busy', 'too many live clients');
+    this.wss?.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, principal));
+  };
+
+  private reject(socket: Duplex, status: number, error: string, message: string): void {
+    this.rejectedUpgrades++;
+    rejectUpgrade(socket, status, error, message);
+  }
+
+  private onConnection(ws: WebSocket, principal: Principal | null): void {
+    const client = new LiveClient(ws, this.nextId++, this.flow, this.stats);
+    this.clients.add(client);
+    ws.on('pong', () => { client.missedPongs = 0; });
+    ws.on('message', (data, isBinary) => this.onMessage(client, data as Buffer, isBinary));
+    ws.on('error', (err) => this.opts.logger.debug({ client: client.id, err: err.message }, 'live client socket error'));
+    ws.on('close', () => {
+      this.clients.delete(client);
+      this.disconnects[client.closing ?? 'closed']++;
+    });
+    if (principal) {
+      this.welcome(client, principal);
+    } else {
+      const timer = setTimeout(() => {
+        if (!client.principal) this.disconnect(client, 'auth', 4401, 'authentication required');
+      }, this.opts.authTimeoutMs ?? 5000);
+      timer.unref();
+      ws.once('close', () => clearTimeout(timer));
+    }
+  }
+
+  private welcome(client: LiveClient, principal: Principal): void {
+    client.principal = principal;
+    client.sendPriority(JSON.stringify({
+      type: 'welcome', user: principal.user, role: principal.role, protocol: M.LIVE_PROTOCOL,
+      heartbeatMs: this.opts.heartbeatMs ?? 10_000,
+    }));
+  }
+
+  private clientError(client: LiveClient, code: string, message: string, id?: unknown): void {
+    this.clientErrors[code] = (this.clientErrors[code] ?? 0) + 1;
+    client.sendPriority(M.errorMessage(code, message, id));
+  }
+
+  private onMessage(client: LiveClient, data: Buffer, isBinary: boolean): void {
+    if (isBinary) return this.clientError(client, 'binary', 'messages are JSON text');
+    let json: unknown;
+    try {
+      json = JSON.parse(data.toString('utf8'));
+    } catch {
+      return this.clientError(client, 'invalid_json', 'not JSON');
+    }
+    const parsed = M.ClientMessageSchema.safeParse(json);
+    if (!parsed.success) {
+      const type = (json as { type?: unknown } | null)?.type;
+      const known = typeof type === 'string' && Object.hasOwn(WS_MESSAGE_ROLES, type);
+      const detail = parsed.error.issues.map((i) => `${i.path.join('.') || '(message)'}: ${i.message}`).join('; ');
+      return this.clientError(client, known ? 'invalid_message' : 'unknown_type', known ? detail : `unknown message type ${JSON.stringify(type)}`,
+        (json as { id?: unknown } | null)?.id);
+    }
+    const msg = parsed.data;
+    if (msg.type === 'auth') return this.onAuth(client, msg.token);
+    if (!client.principal) return this.clientError(client, 'unauthenticated', 'send {"type":"auth","token":...} first');
+    const needs = WS_MESSAGE_ROLES[msg.type];
+    if (needs && !roleAtLeast(client.principal.role, needs)) {
+      if (msg.type === 'command') {
+        return client.sendPriority(JSON.stringify({ type: 'commandResult', id: msg.id, status: 403, error: 'forbidden', message: `commands need role ${needs}` }));
+      }
+      return this.clientError(client, 'forbidden', `${msg.type} needs role ${needs}`);
+    }
+    switch (msg.type) {
+      case 'subscribe': return this.onSubscribe(client, msg.devices);
+      case 'unsubscribe':
+        if (msg.devices === '*') { client.subscribedAll = false; client.devices.clear(); } else for (const d of msg.devices) client.devices.delete(d);
+        return;
+      case 'ping': return client.sendPriority(JSON.stringify({ type: 'pong', id: msg.id, t: this.now() }));
+      case 'command': return void this.onCommand(client, msg);
+    }
+  }
+
+  private onAuth(client: LiveClient, token: string): void {
+    if (client.principal) return this.clientError(client, 'already_authenticated', 'this connection is authenticated');
+    const principal = this.opts.tokens.authenticate(token);
+    if (!principal) return this.disconnect(client, 'auth', 4401, 'unknown token');
+    if (WS_ACCESS === null || WS_ACCESS === 'open' || !roleAtLeast(principal.role, WS_ACCESS)) {
+      return this.disconnect(client, 'auth', 4403, 'the live stream needs role viewer');
+    }
+    this.welcome(client, principal);
+  }
+
+  /** Snapshot then live: the snapshot is read and sent in the same tick, before the next bus event. */
+  private onSubscribe(client: LiveClient, devices: '*' | string[]): void {
+    let ids: string[];
+    if (devices === '*') {
+      client.subscribedAll = true;
+      ids = this.opts.devices.list().map((d) => d.id);
+    } else {
+      ids = [];
+      for (const d of devices) if (!client.devices.has(d)) { client.devices.add(d); ids.push(d); }
+    }
+    const snaps = [];
+    for (const id of ids) {
+      const snap = this.opts.devices.get(id);
+      if (snap) snaps.push({ ...snap, alarms: this.opts.alarmsOf?.(id) ?? [] });
+    }
+    client.sendPriority(M.snapshotMessage(snaps));
+  }
+
+  private async onCommand(client: LiveClient, msg: Extract<M.ClientMessage, { type: 'command' }>): Promise<void> {
+    const principal = client.principal!;
+    const reply = (body: Record<string, unknown>) => client.sendPriority(JSON.stringify({ type: 'commandResult', id: msg.id, ...body }));
+    if (!this.opts.commands) return reply({ status: 503, error: 'unavailable', message: 'commands are not enabled' });
+    const rate = this.opts.limiter?.take(principal.user);
+    if (rate && !rate.ok) return reply({ status: 429, error: 'too_many_requests', message: `retry in ${rate.retryAfterMs} ms` });
+    try {
+      const res = await this.opts.commands.execute(msg.device, { verb: msg.verb, args: msg.args, reason: msg.reason }, principal);
+      if (res.ok) reply({ status: 200, cmdId: res.cmdId, result: res.result, detail: res.detail, tries: res.tries });
+      else reply({ status: res.status, error: res.code, message: res.detail });
+    } catch (err) {
+      this.opts.logger.error({ err, device: msg.device }, 'live command failed');
+      reply({ status: 500, error: 'internal', message: 'command failed in the gateway' });
+    }
+  }
+
+  private subscribeBus(): void {
+    const { bus } = this.opts;
+    // Encoded once per event, shared by every client (issue 5: serialise each message once for all clients).
+    const broadcast = (deviceId: string, text: () => string) => {
+      let frame: Frame | null = null;
+      for (const c of this.clients) {
+        if (!c.wants(deviceId)) continue;
+        frame ??= Buffer.from(text(), 'utf8');
+        c.sendPriority(frame);
+      }
+    };
+    bus.on(this, 'telemetry', (s) => {
+      let frame: Frame | null = null;
+      for (const c of this.clients) {
+        if (!c.wants(s.deviceId)) continue;
+        frame ??= Buffer.from(M.telemetryMessage(s), 'utf8');
+        c.sendTelemetry(s.deviceId, frame, () => this.devicesOf(c));
+      }
+    });
+    bus.on(this, 'state', (s) => broadcast(s.deviceId, () => M.stateMessage(s)));
+    bus.on(this, 'link', (l) => broadcast(l.deviceId, () => M.linkMessage(l)));
+    bus.on(this, 'event', (e) => broadcast(e.deviceId, () => M.eventMessage(e)));
+    bus.on(this, 'alarm', (tr) => broadcast(tr.alarm.device, () => M.alarmMessage(tr)));
+    bus.on(this, 'audioPause', (p) => broadcast(p.deviceId, () => M.audioPauseMessage(p)));
+  }
+
+  private devicesOf(c: LiveClient): string[] {
+    return c.subscribedAll ? this.opts.devices.list().map((d) => d.id) : [...c.devices];
+  }
+
+  private tickFlow(): void {
+    const now = this.now();
+    for (const c of this.clients) {
+      if (c.tick(now) === 'too_slow' && !c.closing) {
+        this.opts.logger.warn({ client: c.id, user: c.principal?.user, backlog: c.ws.bufferedAmount }, 'live client too slow; disconnecting');
+        this.disconnect(c, 'slow', 1013, 'client too slow');
+      }
+    }
+  }
+
+  private beat(): void {
+    for (const c of this.clients) {
+      if (c.closing) continue;
+      if (c.missedPongs >= 2) {
+        c.closing = 'heartbeat';
+        c.ws.terminate();
+        continue;
+      }
+      if (c.principal && !this.opts.tokens.stillValid(c.principal)) {
+        this.disconnect(c, 'revoked', 4401, 'token revoked');
+        continue;
+      }
+      c.missedPongs++;
+      try { c.ws.ping(); } catch { /* socket already closing */ }
+    }
+  }
+
+  /** Close handshake, and a hard cut if the client cannot take even the close frame. */
+  private disconnect(c: LiveClient, reason: DisconnectReason, code: number, text: string): void {
+    if (c.closing) return;
+    c.closing = reason;
+    try { c.ws.close(code, text); } catch { /* already closed */ }
+    setTimeout(() => c.ws.terminate(), 2000).unref();
+  }
+
+  metricsText(): string {
+    const l: string[] = [];
+    const m = (name: string, help: string, type: string) => l.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    m('msc_ws_clients', 'Live-stream clients connected.', 'gauge');
+    l.push(`msc_ws_clients ${this.clients.size}`);
+    m('msc_ws_conflated_clients', 'Live-stream clients receiving conflated telemetry now.', 'gauge');
+    l.push(`msc_ws_conflated_clients ${[...this.clients].filter((c) => c.conflated).length}`);
+    m('msc_ws_conflations_total', 'Times a client was switched to conflated telemetry.', 'counter');
+    l.push(`msc_ws_conflations_total ${this.stats.conflations}`);
+    m('msc_ws_telemetry_dropped_total', 'Telemetry messages replaced by a newer sample for a conflated client.', 'counter');
+    l.push(`msc_ws_telemetry_dropped_total ${this.stats.dropped}`);
+    m('msc_ws_messages_sent_total', 'Messages queued to live-stream clients.', 'counter');
+    l.push(`msc_ws_messages_sent_total ${this.stats.sent}`);
+    m('msc_ws_disconnects_total', 'Live-stream disconnects by reason.', 'counter');
+    for (const [r, n] of Object.entries(this.disconnects)) l.push(`msc_ws_disconnects_total{reason="${r}"} ${n}`);
+    m('msc_ws_rejected_upgrades_total', 'WebSocket upgrades refused (auth, busy).', 'counter');
+    l.push(`msc_ws_rejected_upgrades_total ${this.rejectedUpgrades}`);
+    m('msc_ws_client_errors_total', 'Invalid client messages by code.', 'counter');
+    for (const [code, n] of Object.entries(this.clientErrors)) l.push(`msc_ws_client_errors_total{code="${code}"} ${n}`);
+    return l.join('\n') + '\n';
+  }
+}
