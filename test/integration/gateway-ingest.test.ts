@@ -36,7 +36,8 @@ describe('gateway ingest over serial and MQTT', () => {
   it('shows live values from every console, with identity, link, state and session', async () => {
     const devices = await waitFor(async () => {
       const { body } = await gw.get<{ devices: any[] }>('/api/devices');
-      const running = body.devices.filter((d) => d.state === 'RUNNING' && d.values.QB && d.link === 'connected');
+      // The pumps ramp up for about 2 s after START.
+      const running = body.devices.filter((d) => d.state === 'RUNNING' && d.values.QB?.v > 50 && d.link === 'connected');
       return running.length === 3 ? body.devices : null;
     }, { timeoutMs: 20_000, message: 'three RUNNING consoles' });
     const byId = Object.fromEntries(devices.map((d) => [d.id, d]));
@@ -62,7 +63,10 @@ describe('gateway ingest over serial and MQTT', () => {
     const sim = await startSimulator({ transport: 'serial', pty: true, deviceIds: ['MSC-0199'], rate: 50, autoRun: true, phases: FAST_PHASES, seed: 3 });
     const own = await startTestGateway({ serial: [{ path: sim.gatewayPath! }] });
     try {
-      await waitFor(async () => (await own.get('/api/devices/MSC-0199')).body.state === 'RUNNING', { message: 'RUNNING' });
+      await waitFor(async () => {
+        const b = (await own.get('/api/devices/MSC-0199')).body;
+        return b.state === 'RUNNING' && b.counters.telemetry > 50;
+      }, { message: 'RUNNING with 50 samples' });
       await sim.stop();
       const sent = sim.stats().perDevice['MSC-0199'];
       const d = await waitFor(async () => {
@@ -70,7 +74,7 @@ describe('gateway ingest over serial and MQTT', () => {
         return b.counters.telemetry === sent.telemetry ? b : null;
       }, { message: `telemetry count reaches ${sent.telemetry}` });
       expect(d.counters).toMatchObject({ states: sent.states, events: sent.events, framesLost: 0, seqGaps: 0, duplicates: 0, discards: {} });
-      expect(sent.telemetry).toBeGreaterThan(20);
+      expect(sent.telemetry).toBeGreaterThan(50);
     } finally {
       await sim.stop();
       await own.stop();
