@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { AuthConfigSchema } from './auth/tokenStore.js';
 
 const hostPort = z.object({
   host: z.string().min(1).default('127.0.0.1'),
@@ -57,6 +58,8 @@ export const ConfigSchema = z
         profile: z.string().min(1).optional(),
       })
       .prefault({}),
+    /** Tokens provisioned as SHA-256 hashes, and the write-route rate limit (issue 5). */
+    auth: AuthConfigSchema.prefault({}),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .prefault({}),

@@ -57,6 +57,9 @@ async function main(): Promise<void> {
   });
   const gateway = new Gateway(config, { logger });
   await gateway.start();
+  // The demo makes its own operator token and prints it once (issue 5); only its hash is stored.
+  const made = gateway.tokens.add(`demo-operator-${Date.now().toString(36)}`, 'operator', { user: 'demo', role: 'admin' });
+  if (!made.ok) throw new Error(`cannot create the demo token: ${made.reason}`);
 
   sims.push(await startSimulator({
     transport: 'mqtt', mqttUrl, deviceIds: serial ? ['MSC-0001'] : ['MSC-0001', 'MSC-0002'], autoRun: true, seed: 1,
@@ -65,7 +68,9 @@ async function main(): Promise<void> {
   const banner = [
     '',
     'msc-gateway demo is running',
-    `  live devices:  ${gateway.httpUrl}/api/devices`,
+    `  live devices:  ${gateway.httpUrl}/api/devices   (Authorization: Bearer <token below>)`,
+    `  operator token: ${made.value.token}`,
+    `  try:          curl -H 'Authorization: Bearer ${made.value.token}' ${gateway.httpUrl}/api/devices`,
     `  metrics:       ${gateway.httpUrl}/metrics`,
     `  MQTT broker:   ${mqttUrl} (in-process aedes)`,
     `  consoles:      MSC-0001 over MQTT, MSC-0002 over ${serial ? `serial (${sims[0].gatewayPath})` : 'MQTT (install socat for a serial console)'}`,

@@ -1,14 +1,35 @@
 /**
- * The composition root (style.md §3, §11): starts services in dependency order, stops them in reverse.
+ * The composition root (style.md §3, §11): builds every part from its slice of the configuration, starts them
+ * in dependency order and stops them in reverse.
  * Data flow: transports -> protocol -> device hub -> alarms -> journal -> forwarder; API and live stream beside.
  */
 import { hostname } from 'node:os';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import { AlarmEngine } from './alarms/engine.js';
+import { defaultProfile, loadProfile } from './alarms/rules.js';
+import { FileAlarmStore } from './alarms/store.js';
+import { alarmRoutes } from './api/alarmRoutes.js';
+import { annotationRoutes } from './api/annotationRoutes.js';
+import { auditRoutes } from './api/auditRoutes.js';
+import { actorOf, authPlugin } from './api/authPlugin.js';
+import { commandRoutes } from './api/commandRoutes.js';
+import { historyRoutes } from './api/historyRoutes.js';
 import { buildServer, type HealthReport } from './api/server.js';
+import { AuditLog, type AuditSink } from './audit/auditLog.js';
+import { BusAuditor } from './audit/busAuditor.js';
+import { RateLimiter } from './auth/rateLimiter.js';
+import { TokenStore } from './auth/tokenStore.js';
 import { EventBus } from './bus.js';
 import type { Config } from './config.js';
+import { AnnotationStore } from './control/annotations.js';
+import { CommandService } from './control/commandService.js';
+import { LiveHub } from './live/liveHub.js';
 import type { Logger } from './log.js';
 import { DeviceHub } from './model/deviceHub.js';
+import { InfluxForwarder } from './storage/forwarder.js';
+import { HistoryService } from './storage/history.js';
+import { Journal } from './storage/journal.js';
+import { Retention } from './storage/retention.js';
 import { MqttTransport } from './transports/mqtt.js';
 import { SerialTransport } from './transports/serial.js';
 import type { Transport } from './transports/types.js';
@@ -18,18 +39,109 @@ export interface GatewayOptions {
   now?: () => number;
 }
 
+/** A request that needs the journal while it cannot be written (unwritable or full disk): 503, never a crash. */
+class JournalUnavailable extends Error {
+  readonly statusCode = 503;
+  constructor(what: string) {
+    super(`${what} unavailable: the journal cannot be written (see /healthz)`);
+  }
+}
+
 export class Gateway {
   readonly bus = new EventBus();
   readonly hub: DeviceHub;
+  readonly journal: Journal | null;
+  readonly alarms: AlarmEngine;
+  readonly forwarder: InfluxForwarder | null;
+  readonly retention: Retention | null;
+  readonly history: HistoryService | null;
+  readonly tokens: TokenStore;
+  readonly commands: CommandService;
+  readonly live: LiveHub;
   readonly transports: Transport[] = [];
+  /** The audit trail; null until the journal has opened (and for ever without a journal). */
+  audit: AuditLog | null = null;
+  annotations: AnnotationStore | null = null;
+  private readonly auditor: BusAuditor;
+  private readonly limiter: RateLimiter;
+  private readonly auditSink: AuditSink;
   private server: FastifyInstance | null = null;
   private started = false;
   private stopping: Promise<void> | null = null;
+  private readonly now: () => number;
   private readonly startedAt: number;
 
   constructor(readonly config: Config, private readonly opts: GatewayOptions) {
-    this.startedAt = (opts.now ?? Date.now)();
-    this.hub = new DeviceHub({ bus: this.bus, logger: opts.logger.child({ module: 'hub' }), now: opts.now });
+    const log = opts.logger;
+    const now = (this.now = opts.now ?? Date.now);
+    this.startedAt = now();
+    const bus = this.bus;
+
+    this.journal = config.journal
+      ? new Journal({
+        dataDir: config.dataDir, bus, log: log.child({ module: 'journal' }), now,
+        onCondition: (c) => this.alarms.setExternalCondition({ device: 'gateway', ...c }),
+      })
+      : null;
+    this.hub = new DeviceHub({
+      bus, logger: log.child({ module: 'hub' }), now, durability: this.journal, seqMemory: this.journal,
+    });
+    this.alarms = new AlarmEngine({
+      bus, devices: this.hub, now, logger: log.child({ module: 'alarms' }),
+      profile: config.alarms.profile ? loadProfile(config.alarms.profile) : defaultProfile,
+      store: new FileAlarmStore({ dataDir: config.dataDir }),
+    });
+    this.forwarder = this.journal && config.influx
+      ? new InfluxForwarder({
+        journal: this.journal, config: { ...config.influx }, log: log.child({ module: 'forwarder' }), now,
+        onCondition: (c) => this.alarms.setExternalCondition({ device: 'gateway', ...c }),
+      })
+      : null;
+    this.retention = this.journal
+      ? new Retention({
+        journal: this.journal, keepDays: config.retention.days, maxBytes: config.retention.maxGiB * 2 ** 30,
+        confirmedBy: this.forwarder ? { cursorName: 'influx' } : null, now, log: log.child({ module: 'retention' }),
+      })
+      : null;
+    this.history = this.journal
+      ? new HistoryService({ journal: this.journal, influx: config.influx, log: log.child({ module: 'history' }) })
+      : null;
+
+    // Every command, alarm action, token change and annotation is audited before it takes effect (issue 5);
+    // without a writable journal there is no audit trail, so those actions are refused with 503.
+    this.auditSink = {
+      append: (entry) => {
+        if (!this.audit) throw new JournalUnavailable('audit trail');
+        return this.audit.append(entry);
+      },
+    };
+    this.tokens = new TokenStore({
+      dataDir: config.dataDir, provisioned: config.auth.tokens, audit: this.auditSink, logger: log.child({ module: 'tokens' }),
+    });
+    this.limiter = new RateLimiter(config.auth.rateLimit);
+    this.commands = new CommandService({ bus, hub: this.hub, audit: this.auditSink, logger: log.child({ module: 'commands' }), now });
+    this.auditor = new BusAuditor({
+      bus, audit: this.auditSink, logger: log.child({ module: 'audit' }), sessionOf: (id) => this.hub.get(id)?.sessionId ?? null,
+    });
+    this.live = new LiveHub({
+      bus, devices: this.hub, tokens: this.tokens, logger: log.child({ module: 'live' }), now,
+      alarmsOf: (device) => this.alarms.list({ state: 'active', device }),
+      commands: this.commands, limiter: this.limiter,
+    });
+
+    for (const port of config.serial) {
+      this.transports.push(new SerialTransport({
+        path: port.path, baudRate: port.baudRate, sink: this.hub, logger: log.child({ module: 'serial' }),
+      }));
+    }
+    if (config.mqtt) {
+      this.transports.push(new MqttTransport({
+        url: config.mqtt.url, prefix: config.mqtt.prefix,
+        clientId: config.mqtt.clientId ?? `msc-gateway-${hostname()}`,
+        username: config.mqtt.username, password: config.mqtt.password, protocolVersion: config.mqtt.protocolVersion,
+        sink: this.hub, logger: log.child({ module: 'mqtt' }),
+      }));
+    }
   }
 
   /** The bound HTTP address, once started. */
@@ -51,31 +163,48 @@ export class Gateway {
     const { config, opts } = this;
     const log = opts.logger;
 
+    // Storage first: the hub resolves every ingest against the journal's commit (MQTT PUBACK after it).
+    if (this.journal) {
+      await this.journal.start();
+      this.journal.onOpen((db) => {
+        if (!this.audit) {
+          this.audit = new AuditLog({ db, now: this.now });
+          this.audit.start();
+          this.annotations = new AnnotationStore({ db, audit: this.auditSink, now: this.now });
+          this.annotations.start();
+        } else {
+          this.audit.useDatabase(db);
+          this.annotations?.useDatabase(db);
+        }
+      });
+    }
+    this.tokens.start();
+    this.alarms.start();
+    this.auditor.start();
+    this.commands.start();
     this.hub.start();
+    await this.forwarder?.start();
+    await this.retention?.start();
 
+    const plugins: Array<{ plugin: FastifyPluginAsync<any>; opts?: Record<string, unknown> }> = [
+      { plugin: authPlugin, opts: { tokens: this.tokens, limiter: this.limiter } },
+      { plugin: alarmRoutes, opts: { engine: this.alarms, actorOf } },
+      { plugin: commandRoutes, opts: { commands: this.commands } },
+      { plugin: annotationRoutes, opts: { annotations: this.annotationsOrUnavailable(), devices: this.hub } },
+      { plugin: auditRoutes, opts: { audit: { query: (q: never) => this.requireAudit().query(q) } } },
+    ];
+    if (this.history) plugins.push({ plugin: historyRoutes, opts: { history: this.history } });
     this.server = await buildServer({
       logger: log,
       devices: this.hub,
       health: () => this.health(),
       metrics: () => this.metricsText(),
+      plugins,
+      loopbackOnly: false, // every route but /healthz needs a token (issue 5)
     });
+    this.live.start(this.server.server);
 
-    for (const port of config.serial) {
-      this.transports.push(new SerialTransport({
-        path: port.path, baudRate: port.baudRate, sink: this.hub,
-        logger: log.child({ module: 'serial', port: port.path }),
-      }));
-    }
-    if (config.mqtt) {
-      this.transports.push(new MqttTransport({
-        url: config.mqtt.url, prefix: config.mqtt.prefix,
-        clientId: config.mqtt.clientId ?? `msc-gateway-${hostname()}`,
-        username: config.mqtt.username, password: config.mqtt.password, protocolVersion: config.mqtt.protocolVersion,
-        sink: this.hub, logger: log.child({ module: 'mqtt' }),
-      }));
-    }
     if (this.transports.length === 0) log.warn('no transport configured: give --serial PATH and/or --mqtt URL');
-
     await this.server.listen({ host: config.http.host, port: config.http.port });
     // A transport that cannot connect yet (port missing, broker down) keeps retrying by itself: never fatal.
     await Promise.all(this.transports.map((t) => t.start()));
@@ -90,30 +219,73 @@ export class Gateway {
 
   private async doStop(): Promise<void> {
     const log = this.opts.logger;
+    const step = async (name: string, fn: () => unknown) => {
+      try {
+        await fn();
+      } catch (err) {
+        log.error({ err, step: name }, `shutdown: ${name} failed`);
+      }
+    };
     await Promise.allSettled(this.transports.map((t) => t.stop()));
-    this.hub.stop();
-    if (this.server) await this.server.close();
+    await step('hub', () => this.hub.stop());
+    await step('commands', () => this.commands.stop());
+    await step('alarms', () => this.alarms.stop());
+    await step('auditor', () => this.auditor.stop());
+    await step('retention', () => this.retention?.stop());
+    await step('forwarder', () => this.forwarder?.stop());
+    await step('journal', () => this.journal?.stop());
+    await step('live', () => this.live.stop());
+    await step('http', () => this.server?.close());
+    await step('tokens', () => this.tokens.stop());
     log.info('msc-gateway stopped');
+  }
+
+  private requireAudit(): AuditLog {
+    if (!this.audit) throw new JournalUnavailable('audit trail');
+    return this.audit;
+  }
+
+  /** Annotations live in the journal; until it opens, the routes answer 503. */
+  private annotationsOrUnavailable(): AnnotationStore {
+    const need = (): AnnotationStore => {
+      if (!this.annotations) throw new JournalUnavailable('annotations');
+      return this.annotations;
+    };
+    return {
+      eventTime: (b: never) => need().eventTime(b),
+      add: (...a: Parameters<AnnotationStore['add']>) => need().add(...a),
+      query: (q: never) => need().query(q),
+      adverseEventCounts: (s: string) => need().adverseEventCounts(s),
+    } as unknown as AnnotationStore;
   }
 
   health(): HealthReport {
     const transports = this.transports.map((t) => t.status());
     const reasons: string[] = [];
     for (const t of transports) if (!t.up) reasons.push(`${t.kind} ${t.source} down: ${t.detail}`);
-    const ready = this.started && (transports.length === 0 || transports.some((t) => t.up));
+    const journal = this.journal?.status() ?? null;
+    if (journal && !journal.writable) reasons.push(`journal not writable: ${journal.lastError ?? 'unknown error'}`);
+    const forwarder = this.forwarder?.status() ?? null;
+    if (forwarder && forwarder.seconds > 60) reasons.push(`InfluxDB backlog ${Math.round(forwarder.seconds)} s behind`);
+    const ready = this.started && (transports.length === 0 || transports.some((t) => t.up)) && (journal?.writable ?? true);
     return {
       status: reasons.length === 0 ? 'ok' : 'degraded',
       live: true,
       ready,
       reasons,
-      uptimeS: Math.round(((this.opts.now ?? Date.now)() - this.startedAt) / 1000),
+      uptimeS: Math.round((this.now() - this.startedAt) / 1000),
       transports,
+      journal,
+      forwarder,
       devices: this.hub.list().map((d) => ({ id: d.id, link: d.link, state: d.state })),
     };
   }
 
   metricsText(): string {
-    const lines = [this.hub.metricsText()];
+    const parts = [this.hub.metricsText(), this.alarms.metricsText(), this.live.metricsText(), this.commands.metricsText()];
+    if (this.journal) parts.push(this.journal.metricsText());
+    if (this.forwarder) parts.push(this.forwarder.metricsText());
+    const lines: string[] = [];
     lines.push('# HELP msc_transport_up 1 when the transport is connected.', '# TYPE msc_transport_up gauge');
     for (const t of this.transports) {
       const s = t.status();
@@ -124,6 +296,7 @@ export class Gateway {
       const s = t.status();
       lines.push(`msc_transport_reconnects_total{kind="${s.kind}",source="${s.source.replace(/"/g, '\\"')}"} ${s.reconnects}`);
     }
-    return lines.join('\n') + '\n';
+    parts.push(lines.join('\n') + '\n');
+    return parts.map((p) => (p.endsWith('\n') ? p : p + '\n')).join('');
   }
 }

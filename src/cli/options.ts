@@ -6,6 +6,8 @@ import { parseArgs } from 'node:util';
 import { applyOverrides, ConfigError, overridesFromEnv, parseConfig, readConfigFile, type Overrides } from '../config.js';
 
 export const USAGE = `Usage: msc-gateway [run] [options]
+       msc-gateway tokens add --name NAME --role viewer|operator|engineer|admin | list | revoke NAME  [--data-dir DIR]
+       msc-gateway audit verify [--data-dir DIR]
 
 Reads MSC-reactor consoles over serial and/or MQTT and serves their live data.
 
