@@ -11,7 +11,7 @@ import { AlarmBook, type ActionResult, type AlarmListFilter, type AudioPauseResu
 import { compileRules, ruleActiveIn, type CompiledRules } from './compile.js';
 import { AlarmEvaluator, SENSOR_FAULT_PREFIX, type ConditionChange } from './evaluator.js';
 import { defaultProfile, rank, resolveRules, type AlarmProfile, type Rule } from './rules.js';
-import { MemoryAlarmStore, type AlarmStore } from './store.js';
+import { MemoryAlarmStore, type AlarmStore, type PersistedAlarms, type PersistedDeviceState } from './store.js';
 import { LinkMonitor, type TechnicalCondition } from './technical.js';
 import type { Actor, AlarmInstance, AlarmPriority } from './types.js';
 
@@ -66,6 +66,8 @@ export class AlarmEngine {
   private readonly links: LinkMonitor;
   private readonly models = new Map<string, string>();
   private readonly commLossActive = new Set<string>();
+  /** Each device's last session state, persisted with the alarms (see evaluator restoredState). */
+  private readonly lastStates = new Map<string, PersistedDeviceState>();
   private timer: unknown = null;
   private started = false;
   private saveQueued = false;
@@ -87,6 +89,7 @@ export class AlarmEngine {
       restoredFaults: (id) => this.book.idsOf(id)
         .filter((aid) => aid.startsWith(`${id}:${SENSOR_FAULT_PREFIX}`) && this.book.sourceRank(aid, 'technical') > 0)
         .map((aid) => aid.slice(id.length + 1 + SENSOR_FAULT_PREFIX.length)),
+      restoredState: (id) => this.lastStates.get(id) ?? null,
     });
     this.links = new LinkMonitor(this.profile.technical, this.now);
   }
@@ -97,6 +100,7 @@ export class AlarmEngine {
     this.started = true;
     const restored = this.store.load();
     this.book.restore(restored);
+    for (const s of restored.deviceStates ?? []) this.lastStates.set(s.deviceId, s);
     if (restored.problem) this.storeProblem(`Alarm state could not be restored: ${restored.problem}`);
     this.store.onWriteError = (msg) => this.storeProblem(msg);
     for (const a of this.book.list()) if (a.rule === 'COMM_LOSS' && a.active) this.knowCommLoss(a.device);
@@ -121,7 +125,7 @@ export class AlarmEngine {
     this.opts.bus.removeOwner(this);
     if (this.timer !== null) (this.opts.timers ?? realTimers).clearInterval(this.timer);
     this.timer = null;
-    this.store.save(this.book.snapshot());
+    this.store.save(this.persisted());
     this.store.flush();
   }
 
@@ -215,6 +219,8 @@ export class AlarmEngine {
   }
 
   private onState(c: StateChange): void {
+    this.lastStates.set(c.deviceId, { deviceId: c.deviceId, state: c.state, sessionId: c.sessionId, at: c.rx });
+    this.queueSave();
     this.links.frame(c.deviceId, c.rx, false);
     this.links.state(c.deviceId, c.state, c.rx);
     this.evaluator.onState(c);
@@ -326,13 +332,17 @@ export class AlarmEngine {
     });
   }
 
+  private persisted(): PersistedAlarms {
+    return { ...this.book.snapshot(), deviceStates: [...this.lastStates.values()] };
+  }
+
   /** One snapshot per burst of transitions; the store debounces the write itself. */
   private queueSave(): void {
     if (this.saveQueued || !this.started) return;
     this.saveQueued = true;
     queueMicrotask(() => {
       this.saveQueued = false;
-      if (this.started) this.store.save(this.book.snapshot());
+      if (this.started) this.store.save(this.persisted());
     });
   }
 }

@@ -8,6 +8,7 @@
  * holds its previous condition, and the technical alarm SENSOR_FAULT_<CH> (one per channel) reports it.
  */
 import type { StateChange, TelemetrySample } from '../bus.js';
+import type { SessionState } from '../protocol/types.js';
 import type { AlarmPriority } from './types.js';
 import {
   K_DETECTOR, K_DEVIATION, K_HIGH, K_LOW, K_RISE, K_STATE_DURATION, stateBit, stateMask, type CompiledRules,
@@ -48,6 +49,8 @@ export interface EvaluatorHooks {
   restoredRank?(deviceId: string, ruleId: string): number;
   /** After a restart: channels whose SENSOR_FAULT alarm is active. */
   restoredFaults?(deviceId: string): readonly string[];
+  /** After a restart: the device's last known session state, until its first `S` frame says otherwise. */
+  restoredState?(deviceId: string): { state: SessionState; sessionId: string | null } | null;
 }
 
 export class AlarmEvaluator {
@@ -177,6 +180,17 @@ export class AlarmEvaluator {
       }
     }
     this.faults.restore(d, this.hooks.restoredFaults?.(id) ?? []);
+    const last = this.hooks.restoredState?.(id);
+    if (last) {
+      // A gateway restart mid-session: the circuit is most likely still in the state it was in. Taking it as
+      // RUNNING (technical.unknownStateAs) would raise PV_LOW on every PAUSED console, latched until
+      // acknowledged, before its next 5 s keep-alive. stateSince stays unknown: the first S frame sets it.
+      d.state = last.state;
+      d.stateBit = stateBit(last.state, cr.technical);
+      d.sessionId = d.lastSessionId = last.sessionId;
+      d.quiet = (stateMask(cr.technical.sensorFault.quietStates) & d.stateBit) !== 0;
+      for (let r = 0; r < cr.rules.length; r++) d.ruleOn[r] = (cr.ruleStates[r] & d.stateBit) !== 0 ? 1 : 0;
+    }
     this.devices.set(id, d);
     return d;
   }

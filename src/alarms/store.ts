@@ -6,6 +6,8 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import type { SessionState } from '../protocol/types.js';
+import { SessionStateSchema } from './ruleSchema.js';
 import type { AlarmInstance, Actor } from './types.js';
 
 export interface PersistedInstance {
@@ -21,11 +23,21 @@ export interface PersistedAudioPause {
   maxRank: number;
   actor: Actor | null;
 }
+/** A device's last session state (ICD §1 `S`), so that a restart does not evaluate a PAUSED circuit as RUNNING. */
+export interface PersistedDeviceState {
+  deviceId: string;
+  state: SessionState;
+  sessionId: string | null;
+  /** Gateway time the state was reported. */
+  at: number;
+}
 export interface PersistedAlarms {
   version: 1;
   savedAt: number;
   instances: PersistedInstance[];
   audioPauses: PersistedAudioPause[];
+  /** Absent in files written before it existed. */
+  deviceStates?: PersistedDeviceState[];
   /** Set by load() when the stored state could not be read (the engine raises a technical alarm). */
   problem?: string;
 }
@@ -67,6 +79,9 @@ const PersistedSchema = z.object({
     reannunciateMs: Ts, escalateAfterMs: Ts, unackSince: Ts,
   })),
   audioPauses: z.array(z.object({ deviceId: z.string(), until: z.number(), maxRank: z.number(), actor: ActorSchema.nullable() })),
+  deviceStates: z.array(z.object({
+    deviceId: z.string(), state: SessionStateSchema, sessionId: z.string().nullable(), at: z.number(),
+  })).optional(),
 });
 
 /** For unit tests and for a gateway without a data directory. */

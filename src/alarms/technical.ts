@@ -73,9 +73,14 @@ export class LinkMonitor {
     }
   }
 
-  /** Makes a device known (e.g. restored with an active COMM_LOSS): absent data is never normal. */
+  /**
+   * Makes a device known that was restored with an active COMM_LOSS: absent data is never normal. Until its
+   * first telemetry the condition holds; a HELLO alone does not clear it, since the broker replays a dead
+   * console's retained HELLO at every subscribe (ICD §2), which would clear and re-raise the alarm.
+   */
   know(deviceId: string): void {
-    this.track(deviceId);
+    const t = this.track(deviceId);
+    if (t.lastTelemetryRx === null) t.activeSince = -Infinity;
   }
 
   commLoss(deviceId: string, snap: DeviceSnapshot | undefined): TechnicalCondition {
@@ -96,9 +101,11 @@ export class LinkMonitor {
       return { ...lost, value: Number.isFinite(silentMs) ? round1(silentMs) : null, message: `No frame from ${deviceId} ${since}` };
     }
     if (telemetrySilentMs > limitMs) {
+      const finite = Number.isFinite(telemetrySilentMs);
+      const since = finite ? `for ${round1(telemetrySilentMs)} s` : 'since the gateway started';
       return {
-        ...lost, value: round1(telemetrySilentMs),
-        message: `No telemetry from ${deviceId} for ${round1(telemetrySilentMs)} s in ${state ?? 'an unknown state'}`,
+        ...lost, value: finite ? round1(telemetrySilentMs) : null,
+        message: `No telemetry from ${deviceId} ${since} in ${state ?? 'an unknown state'}`,
       };
     }
     return { ...base, message: 'frames flowing' };

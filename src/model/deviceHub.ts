@@ -214,8 +214,12 @@ export class DeviceHub implements IngestSink, DeviceView {
       if (verdict === 'duplicate') return;
       this.trackOffset(rec, f.t, rx);
     }
-    rec.deviceOnline = true;
-    if (snap.link !== 'connected') this.setLink(rec, 'connected', 'frames flowing', rx);
+    // A HELLO alone proves nothing about the link: over MQTT it is retained and replayed by the broker for a
+    // console that may be long dead. Frames with a seq, and ACKs, are the device speaking now.
+    if (f.type !== 'HELLO') {
+      rec.deviceOnline = true;
+      if (snap.link !== 'connected') this.setLink(rec, 'connected', 'frames flowing', rx);
+    }
     switch (f.type) {
       case 'HELLO':
         return this.onHello(rec, f);

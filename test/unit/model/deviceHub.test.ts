@@ -35,7 +35,7 @@ describe('DeviceHub', () => {
       values: { QB: { v: 150.2, t: 1_000_000 }, PV: { v: null, t: 1_000_000, fault: true }, NEWCH: { v: 3, t: 1_000_000 } },
     });
     expect(d.counters).toMatchObject({ frames: 4, telemetry: 1, states: 1, events: 1, seqGaps: 0, framesLost: 0 });
-    expect(seen.map(([k]) => k)).toEqual(['link', 'hello', 'state', 'telemetry', 'event']);
+    expect(seen.map(([k]) => k)).toEqual(['hello', 'link', 'state', 'telemetry', 'event']);
     const t = seen.find(([k]) => k === 'telemetry')![1];
     expect(t).toMatchObject({ deviceId: 'MSC-0001', sessionId: 'S-1', seq: 2 });
   });
@@ -89,6 +89,14 @@ describe('DeviceHub', () => {
     now.t += 6000;
     (hub as unknown as { checkSilence(): void }).checkSilence();
     expect(hub.get('D')!.link).toBe('lost');
+  });
+
+  it('does not mark a link connected on a HELLO alone (MQTT replays a dead console\'s retained HELLO)', async () => {
+    const { hub } = setup();
+    await hub.ingest('MSC-0001', [hello], link);
+    expect(hub.get('MSC-0001')!.link).toBe('lost');
+    await hub.ingest('MSC-0001', [{ type: 'S', seq: 1, t: 1, state: 'IDLE', sessionId: null }], link);
+    expect(hub.get('MSC-0001')!.link).toBe('connected');
   });
 
   it('counts discards per device, and per source before identity, then hands them over', () => {
