@@ -10,6 +10,15 @@ export type RouteAccess = Role | 'open';
 
 const TABLE: Readonly<Record<string, RouteAccess>> = Object.freeze({
   'GET /healthz': 'open',
+  // The browser screens' static files (issue 6): code and styles only, no data; the data they show comes from
+  // the routes below with the user's token.
+  'GET /': 'open',
+  'GET /assets/*': 'open',
+  'GET /favicon.ico': 'open',
+  'GET /api/me': 'viewer',
+  'GET /api/devices/:id/sessions': 'viewer',
+  'GET /api/devices/:id/alarm-history': 'viewer',
+  'GET /api/devices/:id/telemetry.csv': 'engineer',
   'GET /metrics': 'viewer',
 
   'GET /api/devices': 'viewer',
@@ -39,6 +48,8 @@ const TABLE: Readonly<Record<string, RouteAccess>> = Object.freeze({
   'GET /api/sessions/:id': 'viewer',
   'GET /api/sessions/:id/summary': 'viewer',
   'GET /api/sessions/:id/export': 'engineer',
+  // Pseudonymous participant study code of a session (issue 7: set by an operator, audited).
+  'PUT /api/sessions/:id/participant': 'operator',
   'GET /api/devices/:id/replay': 'engineer',
 
   // The live stream; its upgrade bypasses fastify routing and is checked by the live hub with the same table.

@@ -40,6 +40,8 @@ export interface LiveHubOptions {
   maxClients?: number;
   /** Largest client message, bytes. */
   maxPayload?: number;
+  /** Replay of stored samples (issue 6, src/live/replay.ts); `replay` messages are refused without it. */
+  replay?: { onMessage(client: LiveClient, json: unknown): void } | null;
 }
 
 const DEFAULT_FLOW: FlowLimits = { softBytes: 256 * 1024, lowBytes: 64 * 1024, hardBytes: 4 * 1024 * 1024, hardMs: 10_000 };
@@ -175,6 +177,26 @@ export class LiveHub {
       json = JSON.parse(data.toString('utf8'));
     } catch {
       return this.clientError(client, 'invalid_json', 'not JSON');
+    }
+    // A revoked token (issue 5) must not get a command through in the up to heartbeatMs before beat() notices:
+    // its stream is refused and ended at its next message.
+    if (client.principal && !this.opts.tokens.stillValid(client.principal)) {
+      const { type, id } = (json ?? {}) as { type?: unknown; id?: unknown };
+      if (type === 'command') {
+        client.sendPriority(JSON.stringify({
+          type: 'commandResult', id: typeof id === 'string' || typeof id === 'number' ? id : undefined,
+          status: 401, error: 'unauthorized', message: 'token revoked',
+        }));
+      }
+      return this.disconnect(client, 'revoked', 4401, 'token revoked');
+    }
+    // Replay (issue 6) has its own messages and per-client state: src/live/replay.ts validates them.
+    if ((json as { type?: unknown } | null)?.type === 'replay' && this.opts.replay) {
+      if (!client.principal) return this.clientError(client, 'unauthenticated', 'send {"type":"auth","token":...} first');
+      if (!roleAtLeast(client.principal.role, WS_MESSAGE_ROLES.replay)) {
+        return this.clientError(client, 'forbidden', `replay needs role ${WS_MESSAGE_ROLES.replay}`);
+      }
+      return this.opts.replay.onMessage(client, json);
     }
     const parsed = M.ClientMessageSchema.safeParse(json);
     if (!parsed.success) {

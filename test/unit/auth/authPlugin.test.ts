@@ -98,7 +98,7 @@ describe('route table', () => {
     expect(routeAccess('HEAD', '/api/devices')).toBe('viewer');
     expect(routeAccess('GET', '/healthz')).toBe('open');
     expect(routeAccess('POST', '/api/alarms/:id/out-of-service')).toBe('engineer');
-    expect(routeTable().filter((r) => r.access === 'open').map((r) => r.url)).toEqual(['/healthz']);
+    expect(routeTable().filter((r) => r.access === 'open').map((r) => r.url)).toEqual(['/healthz', '/', '/assets/*', '/favicon.ico']);
   });
 });
 

@@ -1,0 +1,88 @@
+/**
+ * The WebSocket to `/ws` (subprotocols `msc.v1` + `bearer.<token>`, docs/security.md). It reconnects by
+ * itself with backoff; while it is down the screens say DISCONNECTED and every value is stale.
+ */
+export type ConnectionState = 'connecting' | 'open' | 'closed' | 'unauthorized';
+export type Message = { type: string; [k: string]: any };
+
+export class LiveConnection {
+  private ws: WebSocket | null = null;
+  private retryMs = 500;
+  private timer: number | null = null;
+  private stopped = false;
+  state: ConnectionState = 'connecting';
+  role: string | null = null;
+  onMessage: (m: Message) => void = () => {};
+  onState: (s: ConnectionState) => void = () => {};
+  /** Sent again after every (re)connect, once welcomed (subscriptions). */
+  private onWelcome: Array<() => void> = [];
+
+  constructor(private readonly tokenOf: () => string | null) {}
+
+  start(): void {
+    this.stopped = false;
+    this.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.ws?.close(1000, 'signed out');
+    this.ws = null;
+  }
+
+  whenWelcomed(fn: () => void): void {
+    this.onWelcome.push(fn);
+    if (this.state === 'open') fn();
+  }
+
+  send(msg: unknown): boolean {
+    if (this.ws?.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(msg));
+    return true;
+  }
+
+  private setState(s: ConnectionState): void {
+    this.state = s;
+    this.onState(s);
+  }
+
+  private connect(): void {
+    const token = this.tokenOf();
+    if (!token || this.stopped) return;
+    this.setState('connecting');
+    const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(url, ['msc.v1', `bearer.${token}`]);
+    } catch {
+      return this.retry();
+    }
+    this.ws = ws;
+    ws.onmessage = (ev) => {
+      let m: Message;
+      try { m = JSON.parse(String(ev.data)); } catch { return; }
+      if (m.type === 'welcome') {
+        this.retryMs = 500;
+        this.role = m.role;
+        this.setState('open');
+        for (const fn of this.onWelcome) fn();
+        return;
+      }
+      this.onMessage(m);
+    };
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      if (ev.code === 4401 || ev.code === 4403) return this.setState('unauthorized');
+      this.setState('closed');
+      this.retry();
+    };
+  }
+
+  private retry(): void {
+    if (this.stopped) return;
+    this.timer = window.setTimeout(() => this.connect(), this.retryMs);
+    this.retryMs = Math.min(this.retryMs * 2, 5000);
+  }
+}
