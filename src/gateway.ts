@@ -14,6 +14,8 @@ import { auditRoutes } from './api/auditRoutes.js';
 import { actorOf, authPlugin } from './api/authPlugin.js';
 import { commandRoutes } from './api/commandRoutes.js';
 import { historyRoutes } from './api/historyRoutes.js';
+import { sessionRoutes } from './api/sessionRoutes.js';
+import { webRoutes } from './api/webRoutes.js';
 import { buildServer, type HealthReport } from './api/server.js';
 import { AuditLog, type AuditSink } from './audit/auditLog.js';
 import { BusAuditor } from './audit/busAuditor.js';
@@ -24,8 +26,11 @@ import type { Config } from './config.js';
 import { AnnotationStore } from './control/annotations.js';
 import { CommandService } from './control/commandService.js';
 import { LiveHub } from './live/liveHub.js';
+import { ReplayService } from './live/replay.js';
 import type { Logger } from './log.js';
 import { DeviceHub } from './model/deviceHub.js';
+import { FleetStatusWriter } from './sessions/fleetStatus.js';
+import { SessionService } from './sessions/service.js';
 import { InfluxForwarder } from './storage/forwarder.js';
 import { HistoryService } from './storage/history.js';
 import { Journal } from './storage/journal.js';
@@ -58,7 +63,12 @@ export class Gateway {
   readonly tokens: TokenStore;
   readonly commands: CommandService;
   readonly live: LiveHub;
+  readonly replay: ReplayService;
   readonly transports: Transport[] = [];
+  /** Trial session records and exports (issue 7); null without a journal. */
+  readonly sessions: SessionService | null;
+  /** InfluxDB points for the fleet dashboard (issue 7); null without InfluxDB. */
+  readonly fleetStatus: FleetStatusWriter | null;
   /** The audit trail; null until the journal has opened (and for ever without a journal). */
   audit: AuditLog | null = null;
   annotations: AnnotationStore | null = null;
@@ -123,11 +133,27 @@ export class Gateway {
     this.auditor = new BusAuditor({
       bus, audit: this.auditSink, logger: log.child({ module: 'audit' }), sessionOf: (id) => this.hub.get(id)?.sessionId ?? null,
     });
+    this.replay = new ReplayService({
+      journal: this.journal, history: this.history, annotations: () => this.annotations, logger: log.child({ module: 'replay' }), now,
+    });
     this.live = new LiveHub({
       bus, devices: this.hub, tokens: this.tokens, logger: log.child({ module: 'live' }), now,
       alarmsOf: (device) => this.alarms.list({ state: 'active', device }),
-      commands: this.commands, limiter: this.limiter,
+      commands: this.commands, limiter: this.limiter, replay: this.replay,
     });
+
+    this.sessions = this.journal
+      ? new SessionService({
+        bus, audit: this.auditSink, database: () => this.journal!.database(), now, logger: log.child({ module: 'sessions' }),
+      })
+      : null;
+    this.fleetStatus = config.influx
+      ? new FleetStatusWriter({
+        influx: { ...config.influx }, gateway: hostname(), devices: () => this.hub.list(), now,
+        forwarder: () => this.forwarder?.status() ?? null, journal: () => this.journal?.status() ?? null,
+        database: () => this.journal?.database() ?? null, logger: log.child({ module: 'fleet-status' }),
+      })
+      : null;
 
     for (const port of config.serial) {
       this.transports.push(new SerialTransport({
@@ -178,6 +204,11 @@ export class Gateway {
         }
       });
     }
+    if (this.journal && this.sessions) {
+      const sessions = this.sessions;
+      this.journal.onOpen((db) => sessions.useDatabase(db));
+    }
+    this.sessions?.start();
     this.tokens.start();
     this.alarms.start();
     this.auditor.start();
@@ -194,6 +225,8 @@ export class Gateway {
       { plugin: auditRoutes, opts: { audit: { query: (q: never) => this.requireAudit().query(q) } } },
     ];
     if (this.history) plugins.push({ plugin: historyRoutes, opts: { history: this.history } });
+    if (this.sessions) plugins.push({ plugin: sessionRoutes, opts: { sessions: this.sessions } });
+    plugins.push({ plugin: webRoutes, opts: { replay: this.replay, journal: this.journal } });
     this.server = await buildServer({
       logger: log,
       devices: this.hub,
@@ -203,11 +236,13 @@ export class Gateway {
       loopbackOnly: false, // every route but /healthz needs a token (issue 5)
     });
     this.live.start(this.server.server);
+    this.replay.start();
 
     if (this.transports.length === 0) log.warn('no transport configured: give --serial PATH and/or --mqtt URL');
     await this.server.listen({ host: config.http.host, port: config.http.port });
     // A transport that cannot connect yet (port missing, broker down) keeps retrying by itself: never fatal.
     await Promise.all(this.transports.map((t) => t.start()));
+    this.fleetStatus?.start();
     log.info({ http: this.httpUrl, transports: this.transports.map((t) => t.status().source) }, 'msc-gateway started');
   }
 
@@ -231,8 +266,11 @@ export class Gateway {
     await step('commands', () => this.commands.stop());
     await step('alarms', () => this.alarms.stop());
     await step('auditor', () => this.auditor.stop());
+    await step('sessions', () => this.sessions?.stop());
+    await step('fleet-status', () => this.fleetStatus?.stop());
     await step('retention', () => this.retention?.stop());
     await step('forwarder', () => this.forwarder?.stop());
+    await step('replay', () => this.replay.stop()); // reads the journal: ends before it closes
     await step('journal', () => this.journal?.stop());
     await step('live', () => this.live.stop());
     await step('http', () => this.server?.close());

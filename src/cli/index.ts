@@ -9,12 +9,14 @@ import { ConfigError } from '../config.js';
 import { Gateway } from '../gateway.js';
 import { createLogger } from '../log.js';
 import { auditCommand } from './audit.js';
+import { exportCommand } from './export.js';
 import { loadConfigFromArgs, USAGE } from './options.js';
 import { tokensCommand } from './tokens.js';
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   if (argv[0] === 'tokens') return tokensCommand(argv.slice(1), env);
   if (argv[0] === 'audit') return auditCommand(argv.slice(1), env);
+  if (argv[0] === 'export') return exportCommand(argv.slice(1), env);
   let loaded;
   try {
     loaded = loadConfigFromArgs(argv, env);

@@ -8,6 +8,7 @@ import { applyOverrides, ConfigError, overridesFromEnv, parseConfig, readConfigF
 export const USAGE = `Usage: msc-gateway [run] [options]
        msc-gateway tokens add --name NAME --role viewer|operator|engineer|admin | list | revoke NAME  [--data-dir DIR]
        msc-gateway audit verify [--data-dir DIR]
+       msc-gateway export SESSION --out FILE [--format csv|json] [--every 10s] [--device ID] [--data-dir DIR]
 
 Reads MSC-reactor consoles over serial and/or MQTT and serves their live data.
 

@@ -1,0 +1,340 @@
+/**
+ * The embedded journal (issue 4): every accepted sample, state change, device event, alarm
+ * transition and audit record goes here first, under `<dataDir>/journal.sqlite`.
+ *
+ * Appends are synchronous into an in-memory batch; one transaction commits the batch at least every
+ * `commitIntervalMs` (100 ms), and on the next event-loop turn when someone awaits `committed()`
+ * (group commit: the MQTT transport acks QoS 1 only after it, so `kill -9` loses nothing).
+ *
+ * When the disk is full or the directory unwritable the journal raises STORAGE_FAILURE, retries with
+ * backoff, keeps what it could not write in a bounded buffer and still resolves `committed()`: the
+ * bedside view and the broker session must not stall because a disk failed. What overflows that
+ * buffer is counted in `droppedWhileFailed`: the loss is alarmed and counted, never silent.
+ */
+import { join } from 'node:path';
+import type { AlarmTransition } from '../alarms/types.js';
+import type { DeviceEvent, EventBus, StateChange, TelemetrySample } from '../bus.js';
+import { ExponentialBackoff } from './backoff.js';
+import { iterateTelemetry, readTelemetry, type JournalTelemetry } from './journalHistory.js';
+import * as q from './journalQueries.js';
+import { journalMetricsText } from './metrics.js';
+import { prepareCommit, type CommitBatch, type JournalRecord } from './journalRows.js';
+import { describeStorageError, JOURNAL_FILE, journalFileBytes, openJournalDb, type Db } from './schema.js';
+import {
+  silentLog, StorageUnavailableError,
+  type AuditEntry, type JournalOptions, type JournalStatus, type StorageLog, type TelemetryQuery, type TimeRange,
+} from './types.js';
+
+export type { JournalOptions, JournalStatus } from './types.js';
+
+export class Journal {
+  private readonly log: StorageLog;
+  private readonly now: () => number;
+  private db: Db | null = null;
+  private commitBatch: CommitBatch | null = null;
+  private pending: JournalRecord[] = [];
+  private waiters: Array<() => void> = [];
+  private readonly channelsSeen = new Map<string, Set<string>>();
+  private readonly openListeners: Array<(db: Db) => void> = [];
+  private timer: NodeJS.Timeout | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private immediate: NodeJS.Immediate | null = null;
+  private readonly retry: ExponentialBackoff;
+  private started = false;
+  private stopped = false;
+  private failing = false;
+  private lastError: string | null = null;
+  private counters = { appended: 0, committed: 0, duplicates: 0, dropped: 0, commits: 0 };
+  private lastCommitAt: number | null = null;
+
+  constructor(private readonly opts: JournalOptions) {
+    this.log = opts.log ?? silentLog;
+    this.now = opts.now ?? Date.now;
+    this.retry = new ExponentialBackoff({ minMs: opts.retryMinMs ?? 500, maxMs: opts.retryMaxMs ?? 30_000 });
+  }
+
+  /** Opens the database; never throws for an unwritable directory (it alarms and retries instead). */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    const bus = this.opts.bus;
+    if (bus) {
+      bus.on(this, 'telemetry', (s) => this.appendTelemetry(s));
+      bus.on(this, 'state', (c) => this.appendState(c));
+      bus.on(this, 'event', (e) => this.appendEvent(e));
+      bus.on(this, 'alarm', (a) => this.appendAlarm(a));
+    }
+    this.tryOpen();
+    this.timer = setInterval(() => this.flush(), this.opts.commitIntervalMs ?? 100);
+    this.timer.unref();
+  }
+
+  /** Commits what is pending and closes. Safe to call twice. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.opts.bus?.removeOwner(this);
+    for (const t of [this.timer, this.retryTimer]) if (t) clearTimeout(t);
+    if (this.immediate) clearImmediate(this.immediate);
+    this.flush();
+    const lost = this.pending.filter((r) => r.kind !== 'channel').length;
+    if (lost > 0) {
+      this.counters.dropped += lost;
+      this.log.error({ lost, lastError: this.lastError }, 'journal: stopped while failing; records not journaled');
+    }
+    this.pending = [];
+    this.releaseWaiters();
+    this.closeDb();
+  }
+
+  appendTelemetry(sample: TelemetrySample): void {
+    if (!this.accepting()) return;
+    let seen = this.channelsSeen.get(sample.deviceId);
+    if (!seen) this.channelsSeen.set(sample.deviceId, (seen = new Set()));
+    for (const key in sample.v) {
+      if (!seen.has(key)) {
+        seen.add(key);
+        this.pending.push({ kind: 'channel', device: sample.deviceId, key });
+      }
+    }
+    this.push({ kind: 'telemetry', sample });
+  }
+
+  appendState(change: StateChange): void {
+    if (this.accepting()) this.push({ kind: 'state', change });
+  }
+
+  appendEvent(event: DeviceEvent): void {
+    if (this.accepting()) this.push({ kind: 'event', event });
+  }
+
+  appendAlarm(transition: AlarmTransition): void {
+    if (this.accepting()) this.push({ kind: 'alarm', transition });
+  }
+
+  /** Append-only audit trail (hash chaining is the audit module's job); ids are assigned at commit. */
+  appendAudit(record: { at: number; payload: unknown }): void {
+    if (this.accepting()) this.push({ kind: 'audit', at: record.at, payload: JSON.stringify(record.payload) });
+  }
+
+  /**
+   * Resolves when everything appended before the call is committed, or at once while the journal
+   * is failing (see the file comment: ack anyway, the loss is alarmed and counted).
+   */
+  committed(): Promise<void> {
+    if (this.pending.length === 0 || this.failing || this.stopped) {
+      this.trimWhileFailed();
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      this.waiters.push(resolve);
+      this.immediate ??= setImmediate(() => {
+        this.immediate = null;
+        this.flush();
+      });
+    });
+  }
+
+  /** Commits the pending batch now, in one transaction. Returns false when it could not. */
+  flush(): boolean {
+    let ok = this.pending.length === 0;
+    if (!ok && this.db && this.commitBatch) {
+      const batch = this.pending;
+      this.pending = [];
+      try {
+        const { records, written } = this.commitBatch(batch);
+        this.counters.committed += records;
+        this.counters.duplicates += records - written;
+        this.counters.commits += 1;
+        this.lastCommitAt = this.now();
+        ok = true;
+        if (this.failing) this.recovered();
+      } catch (err) {
+        this.pending = batch.concat(this.pending);
+        this.fail(err);
+      }
+    }
+    // Before start() nothing can commit yet: waiters keep waiting for the first open.
+    if (this.pending.length === 0 || this.failing || this.stopped) {
+      if (!this.db) this.trimWhileFailed();
+      this.releaseWaiters();
+    }
+    return ok;
+  }
+
+  lastSeq(deviceId: string): { seq: number; t: number } | null {
+    return q.lastSeq(this.requireDb(), deviceId);
+  }
+
+  /** Channel keys a device has sent, unknown ones included. */
+  knownChannels(deviceId: string): string[] {
+    return q.channelKeys(this.requireDb(), deviceId);
+  }
+
+  /**
+   * Time-ordered samples of one device; with `everyMs`, the mean per bucket in SQL. Runs in slices
+   * with a turn of the event loop between them, so ingest and the live view keep going.
+   */
+  telemetry(deviceId: string, query: TelemetryQuery): Promise<JournalTelemetry> {
+    return readTelemetry(() => this.requireDb(), deviceId, query);
+  }
+
+  /** Replay: samples of one device in [from, to), (t, seq) order, in chunks; index (device, t) makes the first fast. */
+  iterateTelemetry(deviceId: string, from: number, to: number, chunkRows?: number): AsyncGenerator<TelemetrySample[]> {
+    return iterateTelemetry(() => this.requireDb(), deviceId, { from, to }, chunkRows);
+  }
+
+  states(deviceId: string, range: TimeRange, limit = 10_000): StateChange[] {
+    return q.states(this.requireDb(), deviceId, range, limit);
+  }
+
+  events(deviceId: string, range: TimeRange, limit = 10_000): DeviceEvent[] {
+    return q.events(this.requireDb(), deviceId, range, limit);
+  }
+
+  alarms(deviceId: string | null, range: TimeRange, limit = 10_000): AlarmTransition[] {
+    return q.alarms(this.requireDb(), deviceId, range, limit);
+  }
+
+  auditAfter(afterId: number, limit = 1_000): AuditEntry[] {
+    return q.auditAfter(this.requireDb(), afterId, limit);
+  }
+
+  /** The newest audit record, to continue a hash chain after a restart. */
+  lastAudit(): AuditEntry | null {
+    return q.lastAudit(this.requireDb());
+  }
+
+  status(): JournalStatus {
+    return {
+      writable: this.db !== null && !this.failing,
+      lastError: this.lastError,
+      pending: this.pending.filter((r) => r.kind !== 'channel').length,
+      appended: this.counters.appended,
+      committed: this.counters.committed,
+      duplicates: this.counters.duplicates,
+      droppedWhileFailed: this.counters.dropped,
+      failures: this.retry.failures,
+      commits: this.counters.commits,
+      lastCommitAt: this.lastCommitAt,
+      dbBytes: journalFileBytes(this.opts.dataDir),
+    };
+  }
+
+  /** Prometheus text lines `msc_journal_*`. */
+  metricsText(): string {
+    return journalMetricsText(this.status());
+  }
+
+  /**
+   * The open database (forwarder, retention, and modules keeping their own tables here); null while
+   * failing. The handle is replaced when the journal reopens after a failure: hold the Journal, or
+   * use onOpen(), rather than keeping the handle.
+   */
+  database(): Db | null {
+    return this.db;
+  }
+
+  /** Called with each newly opened handle (at once when already open): prepare statements there. */
+  onOpen(listener: (db: Db) => void): void {
+    this.openListeners.push(listener);
+    if (this.db) listener(this.db);
+  }
+
+  private accepting(): boolean {
+    if (!this.stopped) return true;
+    this.counters.dropped += 1;
+    return false;
+  }
+
+  private push(record: JournalRecord): void {
+    this.counters.appended += 1;
+    this.pending.push(record);
+  }
+
+  private tryOpen(): void {
+    this.retryTimer = null;
+    if (this.stopped) return;
+    try {
+      const db = openJournalDb(this.opts.dataDir, { now: this.now, hardLimitBytes: this.opts.hardLimitBytes });
+      this.db = db;
+      this.commitBatch = prepareCommit(db);
+      this.reloadChannels(db);
+      for (const listener of this.openListeners) {
+        try {
+          listener(db);
+        } catch (err) {
+          this.log.error({ err: describeStorageError(err) }, 'journal: an onOpen listener failed');
+        }
+      }
+      if (this.flush() && this.failing) this.recovered();
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  private fail(err: unknown): void {
+    this.lastError = describeStorageError(err);
+    this.closeDb();
+    if (!this.failing) {
+      this.failing = true;
+      const message = `journal cannot write to ${join(this.opts.dataDir, JOURNAL_FILE)}: ${this.lastError}`;
+      this.log.error({ err: this.lastError, dataDir: this.opts.dataDir }, message);
+      this.opts.onCondition?.({ rule: 'STORAGE_FAILURE', priority: 'MEDIUM', active: true, message });
+    }
+    if (!this.stopped && !this.retryTimer) {
+      this.retryTimer = setTimeout(() => this.tryOpen(), this.retry.next(Math.random));
+      this.retryTimer.unref();
+    }
+  }
+
+  private recovered(): void {
+    this.failing = false;
+    this.retry.reset();
+    const message = `journal writable again; ${this.counters.dropped} records were dropped while failing`;
+    this.log.info({ droppedWhileFailed: this.counters.dropped }, message);
+    this.opts.onCondition?.({ rule: 'STORAGE_FAILURE', priority: 'MEDIUM', active: false, message });
+  }
+
+  private trimWhileFailed(): void {
+    const max = this.opts.maxBufferedWhileFailed ?? 100_000;
+    if (this.pending.length <= max) return;
+    const excess = this.pending.splice(0, this.pending.length - max);
+    const records = excess.filter((r) => r.kind !== 'channel').length;
+    if (this.counters.dropped === 0 && records > 0) {
+      this.log.error({ max }, 'journal: failure buffer full; dropping the oldest records (counted)');
+    }
+    this.counters.dropped += records;
+    // A dropped channel record must be found again once the journal is writable.
+    if (excess.some((r) => r.kind === 'channel')) this.channelsSeen.clear();
+  }
+
+  private releaseWaiters(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  private reloadChannels(db: Db): void {
+    this.channelsSeen.clear();
+    for (const [device, keys] of q.allChannelKeys(db)) this.channelsSeen.set(device, keys);
+  }
+
+
+  private requireDb(): Db {
+    if (!this.db) throw new StorageUnavailableError(`journal unavailable: ${this.lastError ?? 'not started'}`);
+    return this.db;
+  }
+
+  private closeDb(): void {
+    const db = this.db;
+    this.db = null;
+    this.commitBatch = null;
+    try {
+      db?.close();
+    } catch {
+      // Closing a database whose file vanished can fail; it is being abandoned either way.
+    }
+  }
+
+}

@@ -1,0 +1,117 @@
+/**
+ * Shapes shared by the journal, the InfluxDB forwarder, retention and history (issue 4).
+ */
+import type { AlarmPriority } from '../alarms/types.js';
+import type { EventBus } from '../bus.js';
+import type { ChannelValues } from '../protocol/types.js';
+
+/** The journal tables the forwarder reads in order, each with its own persisted cursor. */
+export const STREAMS = ['telemetry', 'state', 'event', 'alarm'] as const;
+export type Stream = (typeof STREAMS)[number];
+
+/**
+ * A technical condition raised by storage; the composition root hands it to the alarm engine
+ * (`setExternalCondition`). `rule` is stable so the alarm instance id is stable.
+ */
+export interface StorageCondition {
+  rule: 'STORAGE_FAILURE' | 'STORAGE_BACKLOG';
+  priority: AlarmPriority;
+  active: boolean;
+  message: string;
+}
+export type ConditionSink = (condition: StorageCondition) => void;
+
+/** The slice of a pino logger storage uses (a pino `Logger` fits). */
+export interface StorageLog {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export const silentLog: StorageLog = { info() {}, warn() {}, error() {} };
+
+export interface TimeRange {
+  /** Inclusive, epoch ms (device time). */
+  from: number;
+  /** Exclusive, epoch ms (device time). */
+  to: number;
+}
+
+export interface TelemetryQuery extends TimeRange {
+  /** Channel keys to return; all known channels when absent or empty. */
+  channels?: string[];
+  /** Bucket width: the mean per bucket (aligned to the epoch, like InfluxQL GROUP BY time()). */
+  everyMs?: number;
+  /** Most samples (or buckets) returned; `truncated` says when more existed. */
+  limit?: number;
+}
+
+/**
+ * One history point. Raw: `v[key] === null` is a sensor fault, an absent key was not measured
+ * (ICD §1 VALUE). Aggregated: `t` is the bucket start and a key is absent when its bucket held
+ * no valid value.
+ */
+export interface HistoryPoint {
+  t: number;
+  v: ChannelValues;
+}
+
+export interface HistoryResult {
+  samples: HistoryPoint[];
+  /** Channels asked for, or the channels found when none were named. */
+  channels: string[];
+  truncated: boolean;
+  source: 'influx' | 'journal';
+}
+
+export interface AuditEntry {
+  id: number;
+  at: number;
+  payload: unknown;
+}
+
+/** Thrown by journal reads while the database cannot be opened (the API maps it to 503). */
+export class StorageUnavailableError extends Error {
+  readonly code = 'STORAGE_UNAVAILABLE';
+  constructor(message: string) {
+    super(message);
+    this.name = 'StorageUnavailableError';
+  }
+}
+
+export interface JournalOptions {
+  /** `--data-dir`; the journal is `<dataDir>/journal.sqlite`. */
+  dataDir: string;
+  /** When given, the journal records `telemetry`, `state`, `event` and `alarm` from it. */
+  bus?: EventBus;
+  log?: StorageLog;
+  now?: () => number;
+  /** STORAGE_FAILURE raised and cleared (wired to the alarm engine's external conditions). */
+  onCondition?: ConditionSink;
+  /** Longest time an appended record waits for its transaction, ms (issue 4: at least every 100 ms). */
+  commitIntervalMs?: number;
+  /** Records kept in memory while the journal cannot write; older ones beyond it are dropped and counted. */
+  maxBufferedWhileFailed?: number;
+  /** Hard ceiling on the database file (SQLite max_page_count); reaching it behaves like a full disk. */
+  hardLimitBytes?: number;
+  /** Reopen/rewrite backoff after a failure, ms. */
+  retryMinMs?: number;
+  retryMaxMs?: number;
+}
+
+export interface JournalStatus {
+  writable: boolean;
+  lastError: string | null;
+  /** Records appended and not yet committed (includes those held while failing). */
+  pending: number;
+  appended: number;
+  committed: number;
+  /** Redelivered records (same device, seq, t) that were already stored. */
+  duplicates: number;
+  droppedWhileFailed: number;
+  /** Consecutive failed open/commit attempts (0 when writable). */
+  failures: number;
+  commits: number;
+  lastCommitAt: number | null;
+  dbBytes: number;
+}
