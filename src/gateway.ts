@@ -321,8 +321,9 @@ export class Gateway {
 
   metricsText(): string {
     const parts = [this.hub.metricsText(), this.alarms.metricsText(), this.live.metricsText(), this.commands.metricsText()];
-    if (this.journal) parts.push(this.journal.metricsText());
+    // The forwarder's text already carries the journal's lines.
     if (this.forwarder) parts.push(this.forwarder.metricsText());
+    else if (this.journal) parts.push(this.journal.metricsText());
     const lines: string[] = [];
     lines.push('# HELP msc_transport_up 1 when the transport is connected.', '# TYPE msc_transport_up gauge');
     for (const t of this.transports) {
