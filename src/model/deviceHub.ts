@@ -165,7 +165,7 @@ export class DeviceHub implements IngestSink, DeviceView {
   private recordFor(deviceId: string, link: DeviceLink, rx: number): DeviceRecord {
     let rec = this.devices.get(deviceId);
     if (!rec) {
-      const remembered = this.opts.seqMemory?.lastSeq(deviceId) ?? null;
+      const remembered = this.rememberedSeq(deviceId);
       rec = {
         snap: {
           id: deviceId, model: null, fw: null, serialNo: null, icd: null,
@@ -195,6 +195,19 @@ export class DeviceHub implements IngestSink, DeviceView {
       rec.snap.source = link.source;
     }
     return rec;
+  }
+
+  /**
+   * The last seq the journal holds for a device, to count what a restart lost. Best effort: a journal that
+   * cannot be read (unwritable or full disk) must never stop live data, so its error only costs that count.
+   */
+  private rememberedSeq(deviceId: string): { seq: number; t: number } | null {
+    try {
+      return this.opts.seqMemory?.lastSeq(deviceId) ?? null;
+    } catch (err) {
+      this.opts.logger.warn({ device: deviceId, err: (err as Error).message }, 'journal unavailable: frames lost before this start are not counted');
+      return null;
+    }
   }
 
   private apply(rec: DeviceRecord, f: DeviceFrame, rx: number): void {

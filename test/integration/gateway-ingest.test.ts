@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '../../device-sim/src/index.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
+import { assertPrometheusText } from '../helpers/prometheus.js';
 import { waitFor } from '../helpers/waitFor.js';
 
 const FAST_PHASES = { selftestMs: 200, primingMs: 300, rinsebackMs: 500 };
@@ -94,6 +95,7 @@ describe('gateway ingest over serial and MQTT', () => {
     await waitFor(async () => (await gw.get('/api/devices/MSC-0101')).body.counters.telemetry > before + 10, { message: 'frames still flow' });
     const metrics = (await gw.get<string>('/metrics')).body;
     expect(metrics).toMatch(/msc_discards_total\{device="MSC-0101",reason="bad_crc"\} [5-9]/);
+    assertPrometheusText(metrics);
   });
 
   it('reports a sensor fault as a fault, not a number or a missing value', async () => {

@@ -108,6 +108,16 @@ describe('DeviceHub', () => {
     expect(hub.metricsText()).toContain('msc_discards_total{device="MSC-0001",reason="bad_crc"} 2');
   });
 
+  it('keeps ingesting when the journal cannot tell the last seq (unwritable data directory)', async () => {
+    const bus = new EventBus();
+    const hub = new DeviceHub({
+      bus, logger: silentLogger(),
+      seqMemory: { lastSeq: () => { throw new Error('journal unavailable'); } },
+    });
+    await hub.ingest('D', [{ type: 'T', seq: 1, t: 1, v: { QB: 150 } }], link);
+    expect(hub.get('D')!.values.QB.v).toBe(150);
+  });
+
   it('resolves ingest only after the journal committed', async () => {
     const bus = new EventBus();
     let release!: () => void;
