@@ -22,7 +22,7 @@ import { prepareCommit, type CommitBatch, type JournalRecord } from './journalRo
 import { describeStorageError, JOURNAL_FILE, journalFileBytes, openJournalDb, type Db } from './schema.js';
 import {
   silentLog, StorageUnavailableError,
-  type AuditEntry, type JournalOptions, type JournalStatus, type StorageLog, type TelemetryQuery, type TimeRange,
+  type JournalOptions, type JournalStatus, type StorageLog, type TelemetryQuery, type TimeRange,
 } from './types.js';
 
 export type { JournalOptions, JournalStatus } from './types.js';
@@ -112,11 +112,6 @@ export class Journal {
     if (this.accepting()) this.push({ kind: 'alarm', transition });
   }
 
-  /** Append-only audit trail (hash chaining is the audit module's job); ids are assigned at commit. */
-  appendAudit(record: { at: number; payload: unknown }): void {
-    if (this.accepting()) this.push({ kind: 'audit', at: record.at, payload: JSON.stringify(record.payload) });
-  }
-
   /**
    * Resolves when everything appended before the call is committed, or at once while the journal
    * is failing (see the file comment: ack anyway, the loss is alarmed and counted).
@@ -194,15 +189,6 @@ export class Journal {
 
   alarms(deviceId: string | null, range: TimeRange, limit = 10_000): AlarmTransition[] {
     return q.alarms(this.requireDb(), deviceId, range, limit);
-  }
-
-  auditAfter(afterId: number, limit = 1_000): AuditEntry[] {
-    return q.auditAfter(this.requireDb(), afterId, limit);
-  }
-
-  /** The newest audit record, to continue a hash chain after a restart. */
-  lastAudit(): AuditEntry | null {
-    return q.lastAudit(this.requireDb());
   }
 
   status(): JournalStatus {

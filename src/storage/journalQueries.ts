@@ -7,7 +7,7 @@ import type { DeviceEvent, StateChange, TelemetrySample } from '../bus.js';
 import type { ChannelValues, DevicePriority, SessionState } from '../protocol/types.js';
 import { decodeValues } from './journalRows.js';
 import type { Db } from './schema.js';
-import type { AuditEntry, HistoryPoint, TimeRange } from './types.js';
+import type { HistoryPoint, TimeRange } from './types.js';
 
 /** A position in one device's (t, seq) order: the keyset for paging without OFFSET. */
 export interface TelemetryKey {
@@ -148,19 +148,6 @@ export function alarms(db: Db, deviceId: string | null, range: TimeRange, limit:
         .all(deviceId, range.from, range.to, limit)
   ) as Array<{ payload: string }>;
   return rows.map((r) => JSON.parse(r.payload) as AlarmTransition);
-}
-
-export function auditAfter(db: Db, afterId: number, limit: number): AuditEntry[] {
-  const rows = db.prepare('SELECT id, at, payload FROM journal_audit WHERE id > ? ORDER BY id LIMIT ?')
-    .all(afterId, limit) as Array<{ id: number; at: number; payload: string }>;
-  return rows.map((r) => ({ id: r.id, at: r.at, payload: JSON.parse(r.payload) as unknown }));
-}
-
-export function lastAudit(db: Db): AuditEntry | null {
-  const r = db.prepare('SELECT id, at, payload FROM journal_audit ORDER BY id DESC LIMIT 1').get() as
-    | { id: number; at: number; payload: string }
-    | undefined;
-  return r ? { id: r.id, at: r.at, payload: JSON.parse(r.payload) as unknown } : null;
 }
 
 export function readCursor(db: Db, name: string, stream: string): number {

@@ -11,7 +11,6 @@ export type JournalRecord =
   | { kind: 'state'; change: StateChange }
   | { kind: 'event'; event: DeviceEvent }
   | { kind: 'alarm'; transition: AlarmTransition }
-  | { kind: 'audit'; at: number; payload: string }
   | { kind: 'channel'; device: string; key: string };
 
 export interface RowWriters {
@@ -44,7 +43,6 @@ export function prepareWriters(db: Db): RowWriters {
     'INSERT OR IGNORE INTO event (device, session, seq, t, rx, code, prio, active, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
   );
   const alarm = db.prepare('INSERT INTO alarm (device, at, rule, kind, payload) VALUES (?, ?, ?, ?, ?)');
-  const audit = db.prepare('INSERT INTO journal_audit (at, payload) VALUES (?, ?)');
   const channel = db.prepare('INSERT OR IGNORE INTO channel_key (device, key) VALUES (?, ?)');
 
   return {
@@ -67,8 +65,6 @@ export function prepareWriters(db: Db): RowWriters {
           const a = r.transition;
           return alarm.run(a.alarm.device, a.at, a.alarm.rule, a.kind, JSON.stringify(a)).changes > 0;
         }
-        case 'audit':
-          return audit.run(r.at, r.payload).changes > 0;
         case 'channel':
           channel.run(r.device, r.key);
           return true;

@@ -44,13 +44,6 @@ CREATE TABLE IF NOT EXISTS alarm (
   payload TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alarm_device_at ON alarm (device, at);
-CREATE TABLE IF NOT EXISTS journal_audit (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, payload TEXT NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS journal_audit_no_update BEFORE UPDATE ON journal_audit
-  BEGIN SELECT RAISE(ABORT, 'journal_audit is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS journal_audit_no_delete BEFORE DELETE ON journal_audit
-  BEGIN SELECT RAISE(ABORT, 'journal_audit is append-only'); END;
 CREATE TABLE IF NOT EXISTS channel_key (
   device TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (device, key)
 ) WITHOUT ROWID;

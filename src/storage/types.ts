@@ -64,12 +64,6 @@ export interface HistoryResult {
   source: 'influx' | 'journal';
 }
 
-export interface AuditEntry {
-  id: number;
-  at: number;
-  payload: unknown;
-}
-
 /** Thrown by journal reads while the database cannot be opened (the API maps it to 503). */
 export class StorageUnavailableError extends Error {
   readonly code = 'STORAGE_UNAVAILABLE';

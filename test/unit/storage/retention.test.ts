@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AuditLog } from '../../../src/audit/auditLog.js';
 import { Journal } from '../../../src/storage/journal.js';
 import { writeCursors } from '../../../src/storage/journalQueries.js';
 import { Retention } from '../../../src/storage/retention.js';
@@ -23,7 +24,10 @@ async function fill(days: number): Promise<void> {
       journal.appendAlarm(alarmTransition(rx));
     }
   }
-  journal.appendAudit({ at: T0, payload: { action: 'login' } });
+  // The audit trail (src/audit) keeps its own table in the journal's database; retention must never touch it.
+  const audit = new AuditLog({ db: journal.database()!, now: () => T0 });
+  audit.start();
+  audit.append({ user: 'nurse1', role: 'operator', action: 'alarm.ack', outcome: 'done', at: T0 });
   await journal.committed();
 }
 
@@ -48,7 +52,7 @@ describe('Retention', () => {
     expect(count('state')).toBe(14);
     expect(count('event')).toBe(14);
     expect(count('alarm')).toBe(14);
-    expect(count('journal_audit')).toBe(1);
+    expect(count('audit')).toBe(1);
     const oldest = journal.database()!.prepare('SELECT min(rx) AS m FROM telemetry').get() as { m: number };
     expect(oldest.m).toBeGreaterThanOrEqual(now - 14 * DAY);
     await r.stop();
