@@ -10,5 +10,6 @@ export default defineConfig({
     hookTimeout: 60_000,
     maxWorkers: 2,
     pool: 'forks',
+    reporters: ['default', './test/helpers/plainSummaryReporter.ts'],
   },
 });
