@@ -10,6 +10,7 @@ import { AlarmEngine } from '../src/alarms/engine.js';
 import { AlarmEvaluator } from '../src/alarms/evaluator.js';
 import { defaultProfile, resolveRules } from '../src/alarms/rules.js';
 import type { BenchResult } from './types.js';
+import { createRng } from '../device-sim/src/rng.js';
 
 const DEVICES = 24;
 const FRAMES_PER_DEVICE = 10_000;
@@ -25,20 +26,10 @@ const CHANNELS: Array<[key: string, mid: number, step: number]> = [
   ['SQB', 150, 0], ['SQP', 30, 0], ['STR', 37, 0], ['SHEP', 5, 0],
 ];
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Interleaved 10 Hz frames of every device, values random-walking inside their normal ranges. */
 function frames(): TelemetrySample[] {
-  const random = prng(3);
+  const rng = createRng(3); // the simulator's seeded mulberry32
+  const random = () => rng.next();
   const level = Array.from({ length: DEVICES }, () => CHANNELS.map(([, mid]) => mid));
   const out: TelemetrySample[] = [];
   for (let i = 0; i < FRAMES_PER_DEVICE; i++) {

@@ -10,6 +10,7 @@ import { decodeMqttPayload, encodeMqttPayload } from '../src/protocol/mqtt.js';
 import { decodeLine, encodeDeviceFrame } from '../src/protocol/serial.js';
 import type { TelemetryFrame } from '../src/protocol/types.js';
 import type { BenchResult } from './types.js';
+import { createRng } from '../device-sim/src/rng.js';
 
 const FRAME_COUNT = 20_000;
 const REPETITIONS = 9;
@@ -27,20 +28,9 @@ const CHANNELS: Array<[key: string, mid: number, step: number, decimals: number]
 ];
 const DECIMALS = Object.fromEntries(CHANNELS.map(([k, , , d]) => [k, d]));
 
-/** mulberry32: a seeded PRNG so every run decodes the same frames. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export function telemetryFrames(count: number): TelemetryFrame[] {
-  const random = prng(20261125);
+  const rng = createRng(20261125); // the simulator's seeded mulberry32
+  const random = () => rng.next();
   const level = CHANNELS.map(([, mid]) => mid);
   const frames: TelemetryFrame[] = [];
   let seq = 0xffffffff - Math.floor(count / 2); // crosses the wrap halfway

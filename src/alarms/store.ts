@@ -3,7 +3,8 @@
  * and of running audio pauses, so that they survive a gateway restart (issue 3).
  * The file store writes JSON atomically (write tmp, fsync, rename, fsync dir), debounced ≤ 100 ms, flushed on stop.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { readFileSync, renameSync } from 'node:fs';
+import { writeFileAtomic } from '../util/atomicFile.js';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { SessionState } from '../protocol/types.js';
@@ -169,22 +170,7 @@ export class FileAlarmStore implements AlarmStore {
   }
 
   private write(text: string): void {
-    mkdirSync(this.opts.dataDir, { recursive: true });
-    const tmp = `${this.file}.tmp`;
-    const fd = openSync(tmp, 'w');
-    try {
-      writeSync(fd, text);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.file);
-    const dir = openSync(this.opts.dataDir, 'r');
-    try {
-      fsyncSync(dir);
-    } finally {
-      closeSync(dir);
-    }
+    writeFileAtomic(this.file, text);
   }
 
   /** A corrupt file is kept for inspection, never overwritten silently. */

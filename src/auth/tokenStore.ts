@@ -4,7 +4,8 @@
  * The daemon notices changes made by the `msc-gateway tokens` CLI within `recheckMs`, so a revoked token
  * stops working without a restart.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { readFileSync, rmSync, statSync } from 'node:fs';
+import { writeFileAtomic } from '../util/atomicFile.js';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { AuditSink } from '../audit/auditLog.js';
@@ -233,29 +234,14 @@ export class TokenStore implements Authenticator {
     this.entries = provisioned;
   }
 
-  /** Write to a temporary file, fsync, rename: a crash leaves the old file or the new one, never half of one. */
+  /** Atomic replace: a crash leaves the old file or the new one, never half of one. */
   private writeFile(entries: Entry[]): void {
-    mkdirSync(this.opts.dataDir, { recursive: true });
     const body = JSON.stringify({
       version: 1,
       tokens: entries.map((e) => ({
         name: e.name, role: e.role, sha256: e.digest.toString('hex'), createdAt: e.createdAt, createdBy: e.createdBy,
       })),
     }, null, 2) + '\n';
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, body);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.file);
-    try {
-      const dir = openSync(this.opts.dataDir, 'r');
-      try { fsyncSync(dir); } finally { closeSync(dir); }
-    } catch {
-      // Directory fsync is not supported everywhere; the rename itself is atomic.
-    }
+    writeFileAtomic(this.file, body, 0o600);
   }
 }
