@@ -96,7 +96,7 @@ async function boot(): Promise<void> {
 
   conn.onState = (s) => {
     connEl.dataset.state = s;
-    setText(connEl, s === 'open' ? 'live' : s === 'unauthorized' ? 'SIGNED OUT' : 'DISCONNECTED');
+    setText(connEl, s === 'open' ? 'connected' : s === 'unauthorized' ? 'SIGNED OUT' : 'DISCONNECTED');
     if (s === 'unauthorized') { setToken(null); signIn('The gateway closed the session (token revoked?).'); }
     requestRender();
   };
