@@ -140,7 +140,16 @@ export class LiveHub {
     const client = new LiveClient(ws, this.nextId++, this.flow, this.stats);
     this.clients.add(client);
     ws.on('pong', () => { client.missedPongs = 0; });
-    ws.on('message', (data, isBinary) => this.onMessage(client, data as Buffer, isBinary));
+    ws.on('message', (data, isBinary) => {
+      // A client's message must never take the gateway down (a replay while the journal is failing throws).
+      try {
+        this.onMessage(client, data as Buffer, isBinary);
+      } catch (err) {
+        this.opts.logger.error({ err, user: client.principal?.user }, 'live stream: handling a client message failed');
+        const unavailable = (err as { code?: string }).code === 'STORAGE_UNAVAILABLE';
+        this.clientError(client, unavailable ? 'storage_unavailable' : 'internal', (err as Error).message);
+      }
+    });
     ws.on('error', (err) => this.opts.logger.debug({ client: client.id, err: err.message }, 'live client socket error'));
     ws.on('close', () => {
       this.clients.delete(client);

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { CMD_ID_RE } from './commands.js';
 import type { CommandDecode } from './serial.js';
-import { COMMAND_VERBS, SESSION_STATES, discard, isChannelKey } from './types.js';
+import { COMMAND_VERBS, MAX_DEVICE_TIME_MS, SESSION_STATES, discard, isChannelKey } from './types.js';
 import type {
   AckFrame, ChannelValues, Command, CommandVerb, DeviceFrame, Discard, EventFrame, HelloFrame, StateFrame,
   TelemetryFrame,
@@ -30,7 +30,7 @@ export function parseTopic(prefix: string, topic: string): { deviceId: string; k
 }
 
 const seq = z.int().min(0).max(0xffffffff);
-const time = z.int().min(0);
+const time = z.int().min(0).max(MAX_DEVICE_TIME_MS);
 
 /**
  * `v`: own keys per isChannelKey (unknown channels kept), values finite numbers or null. Hand-checked

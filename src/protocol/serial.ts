@@ -5,7 +5,7 @@
  */
 import { CMD_ID_RE } from './commands.js';
 import { CRC16_TABLE, crcHex, formatCrc, parseCrc } from './crc.js';
-import { COMMAND_VERBS, SESSION_STATES, discard, formatDecimal, isChannelKey, parseDecimal } from './types.js';
+import { COMMAND_VERBS, MAX_DEVICE_TIME_MS, SESSION_STATES, discard, formatDecimal, isChannelKey, parseDecimal } from './types.js';
 import type {
   AckFrame, ChannelValues, Command, CommandVerb, DeviceFrame, Discard, EventFrame, HelloFrame,
   SessionState, StateFrame, TelemetryFrame,
@@ -132,8 +132,8 @@ function seqAndTime(line: string, typeEnd: number, to: number): number | string 
   if (headSeq < 0) return `seq ${JSON.stringify(line.slice(typeEnd + 1, seqEnd))} is not an unsigned 32-bit decimal`;
   if (seqEnd >= to) return 'missing t_ms';
   const tEnd = nextComma(line, seqEnd + 1, to);
-  headTime = parseUnsigned(line, seqEnd + 1, tEnd, Number.MAX_SAFE_INTEGER);
-  if (headTime < 0) return `t_ms ${JSON.stringify(line.slice(seqEnd + 1, tEnd))} is not a non-negative integer`;
+  headTime = parseUnsigned(line, seqEnd + 1, tEnd, MAX_DEVICE_TIME_MS);
+  if (headTime < 0) return `t_ms ${JSON.stringify(line.slice(seqEnd + 1, tEnd))} is not a non-negative integer up to ${MAX_DEVICE_TIME_MS}`;
   return tEnd;
 }
 

@@ -97,6 +97,13 @@ export interface Discard {
   detail: string;
 }
 
+/**
+ * ICD: `t_ms` is epoch ms and "can drift or be wrong", but not beyond what a clock can mean. Safe reading: a time
+ * after 2255-01-01 (InfluxDB's ms range ends in 2262; JavaScript dates in 275760) is a broken clock or another
+ * unit (µs), and the frame is discarded as malformed rather than stored with a time nothing downstream can hold.
+ */
+export const MAX_DEVICE_TIME_MS = 8_999_999_999_999;
+
 export function isSequenced(f: DeviceFrame): f is SequencedFrame {
   return f.type === 'T' || f.type === 'S' || f.type === 'EV';
 }

@@ -9,7 +9,7 @@ import { crcHex } from '../../../src/protocol/crc.js';
 import { LineSplitter } from '../../../src/protocol/lineSplitter.js';
 import type { SplitterOutput } from '../../../src/protocol/lineSplitter.js';
 import { MAX_LINE_CHARS, decodeLine, encodeDeviceFrame } from '../../../src/protocol/serial.js';
-import { DISCARD_REASONS, SESSION_STATES } from '../../../src/protocol/types.js';
+import { DISCARD_REASONS, MAX_DEVICE_TIME_MS, SESSION_STATES } from '../../../src/protocol/types.js';
 import type { DeviceFrame, Discard } from '../../../src/protocol/types.js';
 
 type OutFrame = Parameters<typeof encodeDeviceFrame>[0];
@@ -52,7 +52,7 @@ const value = fc.oneof(
   fc.double({ min: -1e5, max: 1e5, noNaN: true }).map((x) => Math.round(x * 1000) / 1000 + 0),
 );
 const seq = fc.integer({ min: 0, max: 0xffffffff });
-const time = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
+const time = fc.integer({ min: 0, max: MAX_DEVICE_TIME_MS }); // ICD safe reading: later times are discarded
 
 const validFrame: fc.Arbitrary<OutFrame> = fc.oneof(
   fc.record({

@@ -164,3 +164,14 @@ describe('MQTT commands', () => {
     expect(decodeMqttCommand(payload)).toMatchObject(expected);
   });
 });
+
+describe('device time plausibility (ICD §2 t, safe reading)', () => {
+  it('discards a telemetry sample whose time no store can hold, keeps the rest of the batch', () => {
+    const r = decodeMqttPayload('telemetry', JSON.stringify([
+      { seq: 1, t: 1764061200100, v: { QB: 150 } },
+      { seq: 2, t: 1764061200100000, v: { QB: 150 } },
+    ]), 'MSC-0001');
+    expect(r.frames).toHaveLength(1);
+    expect(r.discards).toEqual([expect.objectContaining({ reason: 'schema' })]);
+  });
+});

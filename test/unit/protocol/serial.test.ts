@@ -314,3 +314,14 @@ describe('decodeCommandLine (device side)', () => {
     expect(decodeCommandLine(framed('CMD,c1'))).toMatchObject({ type: 'malformed_command', cmdId: 'c1' });
   });
 });
+
+describe('device time plausibility (ICD §1 t_ms, safe reading)', () => {
+  it('keeps a wrong but possible clock and discards a time no store can hold (µs instead of ms)', () => {
+    expect(decodeLine(framed('T,1,0,QB=1'))[0]).toMatchObject({ type: 'T', t: 0 });
+    expect(decodeLine(framed('T,1,8999999999999,QB=1'))[0]).toMatchObject({ type: 'T', t: 8999999999999 });
+    expect(decodeLine(framed('T,1,1764061200100000,QB=1'))).toEqual([
+      expect.objectContaining({ type: 'discard', reason: 'malformed' }),
+    ]);
+    expect(decodeLine(framed('S,2,9000000000000,RUNNING,S-1'))[0]).toMatchObject({ type: 'discard', reason: 'malformed' });
+  });
+});
