@@ -12,7 +12,17 @@ import type { Actor } from '../alarms/types.js';
 export interface AlarmRoutesOptions {
   engine: AlarmEngine;
   actorOf: (req: FastifyRequest) => Actor;
+  /**
+   * Whether the audit trail can be written now. Shelving and out-of-service hide an alarm, so without an audit
+   * record they are refused (503); acknowledge and audio pause hide nothing and stay available.
+   */
+  auditAvailable?: () => boolean;
 }
+
+const AUDIT_UNAVAILABLE = {
+  error: 'audit_unavailable',
+  message: 'the audit trail cannot be written (journal failing): shelving and out-of-service are refused until it can',
+};
 
 const ListQuery = z.object({
   state: z.enum(['active', 'all']).default('active'),
@@ -80,6 +90,7 @@ export async function alarmRoutes(app: FastifyInstance, opts: AlarmRoutesOptions
   app.post<{ Params: Params }>('/api/alarms/:id/shelve', async (req, reply) => {
     const b = parse(ShelveBody, req.body, reply);
     if (!b) return reply;
+    if (opts.auditAvailable && !opts.auditAvailable()) return reply.code(503).send(AUDIT_UNAVAILABLE);
     return answer(reply, engine.shelve(req.params.id, b.minutes, b.reason, actorOf(req)));
   });
 
@@ -92,6 +103,7 @@ export async function alarmRoutes(app: FastifyInstance, opts: AlarmRoutesOptions
   app.post<{ Params: Params }>('/api/alarms/:id/out-of-service', async (req, reply) => {
     const b = parse(ReasonBody, req.body, reply);
     if (!b) return reply;
+    if (opts.auditAvailable && !opts.auditAvailable()) return reply.code(503).send(AUDIT_UNAVAILABLE);
     return answer(reply, engine.outOfService(req.params.id, b.reason, actorOf(req)));
   });
 

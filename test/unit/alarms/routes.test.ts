@@ -10,7 +10,7 @@ afterEach(async () => {
   for (const a of apps.splice(0)) await a.close();
 });
 
-async function setup() {
+async function setup(auditAvailable?: () => boolean) {
   const clock = { now: 1_000_000 };
   const bus = new EventBus();
   const engine = new AlarmEngine({
@@ -23,6 +23,7 @@ async function setup() {
   await app.register(alarmRoutes, {
     engine,
     actorOf: (req) => ({ user: String(req.headers['x-user'] ?? 'anonymous'), role: 'operator' }),
+    auditAvailable,
   });
   await app.ready();
   let seq = 0;
@@ -36,6 +37,19 @@ async function setup() {
 const AIR = encodeURIComponent('D1:AIR_IN_LINE');
 
 describe('alarm routes', () => {
+  it('refuses shelve and out-of-service (503) while the audit trail cannot be written; ack still works', async () => {
+    const { app } = await setup(() => false);
+    const shelve = await app.inject({ method: 'POST', url: `/api/alarms/${AIR}/shelve`, payload: { minutes: 30, reason: 'x' } });
+    expect(shelve.statusCode).toBe(503);
+    expect(shelve.json().error).toBe('audit_unavailable');
+    const oos = await app.inject({ method: 'POST', url: `/api/alarms/${AIR}/out-of-service`, payload: { reason: 'x' } });
+    expect(oos.statusCode).toBe(503);
+    const ack = await app.inject({ method: 'POST', url: `/api/alarms/${AIR}/ack`, payload: {} });
+    expect(ack.statusCode).toBe(200);
+    expect((await app.inject({ method: 'GET', url: '/api/alarms' })).json().alarms[0].state).toBe('ACKED');
+  });
+
+
   it('GET /api/alarms lists active alarms with the issue 3 fields, filtered by device and state', async () => {
     const { app, frame } = await setup();
     frame(OK);
