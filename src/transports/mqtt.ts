@@ -13,6 +13,10 @@ import {
   errorText, KeyedChain, LogThrottle, redactUrl, withTimeout, type Transport, type TransportLogger, type TransportStatus,
 } from './types.js';
 
+/** ICD §1: the device answers within 500 ms and the sender retries 3 times: a command older than this is stale. */
+const COMMAND_EXPIRY_S = 3;
+const COMMAND_PUBLISH_TIMEOUT_MS = 2000;
+
 export interface MqttTransportOptions {
   /** mqtt://, mqtts://, ws:// or wss:// broker URL; a password in it never reaches a log or status(). */
   url: string;
@@ -357,6 +361,23 @@ export class MqttTransport implements Transport {
     if (!client || !client.connected || this.state === 'stopped') {
       throw new Error(`MQTT ${this.source}: not connected, command ${cmd.cmdId} for ${deviceId} not sent`);
     }
-    await client.publishAsync(`${this.prefix}/${deviceId}/cmd`, encodeMqttCommand(cmd), { qos: 1 });
+    // A command must not reach a console long after the operator was told TIMEOUT: on MQTT 5 the broker drops it
+    // after COMMAND_EXPIRY_S (a console that was away gets no stale SET or START); on 3.1.1 there is no expiry, so the
+    // sender's retries and the device's 60 s cmd_id memory are all there is (docs/security.md).
+    const v5 = (this.opts.protocolVersion ?? 5) === 5;
+    const published = client.publishAsync(`${this.prefix}/${deviceId}/cmd`, encodeMqttCommand(cmd), {
+      qos: 1, ...(v5 ? { properties: { messageExpiryInterval: COMMAND_EXPIRY_S } } : {}),
+    });
+    // The broker's PUBACK may never come (connection dropped mid-publish): the command service must not hang.
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(
+        `MQTT ${this.source}: no PUBACK for command ${cmd.cmdId} within ${COMMAND_PUBLISH_TIMEOUT_MS} ms`)), COMMAND_PUBLISH_TIMEOUT_MS);
+    });
+    try {
+      await Promise.race([published, timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }

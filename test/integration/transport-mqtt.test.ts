@@ -2,7 +2,7 @@
  * MqttTransport against a real mosquitto: the PUBACK waits for durability, the persistent session brings back
  * what was queued or unacknowledged, and a broker restart ends with the subscription back and data flowing.
  */
-import { connectAsync, type MqttClient } from 'mqtt';
+import { connect, connectAsync, type MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DeviceLink, IngestSink } from '../../src/model/types.js';
 import type { DeviceFrame, Discard } from '../../src/protocol/types.js';
@@ -239,6 +239,35 @@ describe('MqttTransport with mosquitto', () => {
     await b.stop();
     await waitFor(() => !g.status().up);
     await expect(link.send({ cmdId: 'c19', verb: 'PAUSE', args: [] })).rejects.toThrow(/not connected/);
+  });
+
+  it('a command queued for a console that is away expires at the broker: no stale command after TIMEOUT', async () => {
+    const b = await broker();
+    // The console has a persistent session with a cmd subscription, then goes away.
+    const persistent = { clientId: `console-${DEVICE}`, clean: false, protocolVersion: 5 as const, properties: { sessionExpiryInterval: 300 }, reconnectPeriod: 0 };
+    const away = await connectAsync(b.url, persistent);
+    await away.subscribeAsync(`${PREFIX}/${DEVICE}/cmd`, { qos: 1 });
+    await away.endAsync();
+    const rec = recordingSink();
+    const g = await gateway(b, rec.sink);
+    await waitFor(() => g.status().up);
+    const other = await device(b);
+    await other.publishAsync(`${PREFIX}/${DEVICE}/status`, 'online', { qos: 1, retain: true });
+    await waitFor(() => rec.calls.some((c) => c.op === 'ingest'));
+    const link = rec.calls.find((c) => c.op === 'ingest')!.link!;
+    const sentAt = Date.now();
+    await link.send({ cmdId: 'stale1', verb: 'START', args: ['S-1'] });
+    // The expiry is a property of elapsed time: wait until it has certainly passed.
+    await waitFor(() => Date.now() - sentAt > 3500, { timeoutMs: 5000, intervalMs: 100 });
+    // The handler is attached before CONNACK: a queued message is delivered right after it.
+    const back = connect(b.url, persistent);
+    cleanups.push(() => back.endAsync(true));
+    const got: string[] = [];
+    back.on('message', (_t, p) => got.push(JSON.parse(p.toString()).id));
+    await new Promise<void>((resolve) => back.once('connect', () => resolve()));
+    await link.send({ cmdId: 'fresh1', verb: 'PAUSE', args: [] });
+    await waitFor(() => got.includes('fresh1'), { message: 'the fresh command arrives' });
+    expect(got).toEqual(['fresh1']);
   });
 
   it('keeps a dead console down when the broker replays its retained HELLO and last will', async () => {
