@@ -5,7 +5,7 @@
 import type { EventBus, LinkState, TelemetrySample } from '../bus.js';
 import type { Logger } from '../log.js';
 import type { DeviceFrame, Discard, HelloFrame, SessionState } from '../protocol/types.js';
-import { isSequenced } from '../protocol/types.js';
+import { isSequenced, isValidDeviceId } from '../protocol/types.js';
 import { SequenceTracker } from './sequence.js';
 import type { ChannelReading, DeviceLink, DeviceSnapshot, IngestSink } from './types.js';
 
@@ -99,6 +99,13 @@ export class DeviceHub implements IngestSink, DeviceView {
   }
 
   ingest(deviceId: string, frames: DeviceFrame[], link: DeviceLink): Promise<void> {
+    if (!isValidDeviceId(deviceId)) {
+      // A HELLO or topic with an unusable or reserved id: counted under its source, never a device of its own.
+      this.discard(null, link.source, {
+        type: 'discard', reason: 'schema', raw: deviceId.slice(0, 128), detail: `device id ${JSON.stringify(deviceId.slice(0, 64))} is not valid`,
+      });
+      return Promise.resolve();
+    }
     const rx = this.now();
     const rec = this.recordFor(deviceId, link, rx);
     for (const f of frames) this.apply(rec, f, rx);
@@ -106,9 +113,10 @@ export class DeviceHub implements IngestSink, DeviceView {
   }
 
   discard(deviceId: string | null, source: string, d: Discard): void {
+    // Never keyed by an unknown device id: ids come from the outside and the map would grow without bound.
     const counts = deviceId && this.devices.has(deviceId)
       ? this.devices.get(deviceId)!.snap.counters.discards
-      : this.anonymousCounts(deviceId ?? source);
+      : this.anonymousCounts(source);
     counts[d.reason] = (counts[d.reason] ?? 0) + 1;
     this.opts.bus.emit('discard', { deviceId, source, reason: d.reason, detail: d.detail });
   }

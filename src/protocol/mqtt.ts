@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { CMD_ID_RE } from './commands.js';
 import type { CommandDecode } from './serial.js';
-import { COMMAND_VERBS, MAX_DEVICE_TIME_MS, SESSION_STATES, discard, isChannelKey } from './types.js';
+import { COMMAND_VERBS, MAX_DEVICE_TIME_MS, SESSION_STATES, discard, isChannelKey, isValidDeviceId } from './types.js';
 import type {
   AckFrame, ChannelValues, Command, CommandVerb, DeviceFrame, Discard, EventFrame, HelloFrame, StateFrame,
   TelemetryFrame,
@@ -25,7 +25,7 @@ export function parseTopic(prefix: string, topic: string): { deviceId: string; k
   if (slash <= 0) return null;
   const deviceId = rest.slice(0, slash);
   const kind = rest.slice(slash + 1);
-  if (deviceId.includes('+') || deviceId.includes('#') || !KINDS.has(kind)) return null;
+  if (!isValidDeviceId(deviceId) || !KINDS.has(kind)) return null;
   return { deviceId, kind: kind as MqttKind };
 }
 

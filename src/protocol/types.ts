@@ -102,6 +102,16 @@ export interface Discard {
  * after 2255-01-01 (InfluxDB's ms range ends in 2262; JavaScript dates in 275760) is a broken clock or another
  * unit (µs), and the frame is discarded as malformed rather than stored with a time nothing downstream can hold.
  */
+/**
+ * ICD: device_id has no grammar of its own. Safe reading: 1–64 of [A-Za-z0-9._-], starting with a letter or digit
+ * (a usable MQTT topic level and file name), and never `gateway`, which names the gateway's own alarms.
+ */
+export const DEVICE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+export const RESERVED_DEVICE_IDS: ReadonlySet<string> = new Set(['gateway']);
+export function isValidDeviceId(id: string): boolean {
+  return DEVICE_ID_RE.test(id) && !RESERVED_DEVICE_IDS.has(id);
+}
+
 export const MAX_DEVICE_TIME_MS = 8_999_999_999_999;
 
 export function isSequenced(f: DeviceFrame): f is SequencedFrame {

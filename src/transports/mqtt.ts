@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { connect, type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { DeviceLink, IngestSink } from '../model/types.js';
 import { decodeMqttPayload, encodeMqttCommand, parseTopic } from '../protocol/mqtt.js';
-import type { Command, Discard } from '../protocol/types.js';
+import { isValidDeviceId, type Command, type Discard } from '../protocol/types.js';
 import { Backoff } from './backoff.js';
 import {
   errorText, KeyedChain, LogThrottle, redactUrl, withTimeout, type Transport, type TransportLogger, type TransportStatus,
@@ -293,8 +293,10 @@ export class MqttTransport implements Transport {
     if (this.flow === 'verifying' || this.flow === 'silent') this.flow = 'flowing';
     const parsed = parseTopic(this.prefix, topic);
     if (!parsed) {
+      // Counted on the device when the id is usable; the hub counts ids it does not know under the broker.
       const rest = topic.startsWith(`${this.prefix}/`) ? topic.slice(this.prefix.length + 1) : '';
-      const deviceId = rest.split('/')[0] || null;
+      const candidate = rest.split('/')[0] ?? '';
+      const deviceId = isValidDeviceId(candidate) ? candidate : null;
       this.discard(deviceId, topic, {
         type: 'discard', reason: 'unknown_type', raw: payload.toString('utf8').slice(0, 128), detail: `unknown topic ${topic}`,
       });
@@ -339,7 +341,8 @@ export class MqttTransport implements Transport {
   }
 
   private discard(deviceId: string | null, topic: string, d: Discard): void {
-    this.opts.sink.discard(deviceId, topic, d);
+    // Counted under the broker, not the topic: topics come from the outside (bounded maps); the log names the topic.
+    this.opts.sink.discard(deviceId, this.source, d);
     const admitted = this.discardLog.admit(`${deviceId ?? '?'}|${d.reason}`);
     if (admitted) {
       this.log.warn({ device: deviceId, topic, reason: d.reason, detail: d.detail, raw: d.raw, suppressed: admitted.suppressed },

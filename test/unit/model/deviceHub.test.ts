@@ -118,6 +118,14 @@ describe('DeviceHub', () => {
     expect(hub.get('D')!.values.QB.v).toBe(150);
   });
 
+  it('refuses an invalid or reserved device id: counted under its source, no device created', async () => {
+    const { hub } = setup();
+    await hub.ingest('gateway', [{ type: 'T', seq: 1, t: 1, v: { QB: 1 } }], link);
+    await hub.ingest('bad id/with slash', [{ type: 'T', seq: 1, t: 1, v: { QB: 1 } }], link);
+    expect(hub.list()).toEqual([]);
+    expect(hub.anonymousDiscardCounts().get('/dev/ttyX')).toEqual({ schema: 2 });
+  });
+
   it('resolves ingest only after the journal committed', async () => {
     const bus = new EventBus();
     let release!: () => void;

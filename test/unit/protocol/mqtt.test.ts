@@ -175,3 +175,12 @@ describe('device time plausibility (ICD §2 t, safe reading)', () => {
     expect(r.discards).toEqual([expect.objectContaining({ reason: 'schema' })]);
   });
 });
+
+describe('device ids in topics (safe reading)', () => {
+  it('accepts ICD-style ids and refuses reserved, wildcard and oversized ones', () => {
+    expect(parseTopic('msc/v1', 'msc/v1/MSC-0001/telemetry')).toEqual({ deviceId: 'MSC-0001', kind: 'telemetry' });
+    expect(parseTopic('msc/v1', 'msc/v1/gateway/telemetry')).toBeNull();
+    expect(parseTopic('msc/v1', 'msc/v1/+/telemetry')).toBeNull();
+    expect(parseTopic('msc/v1', `msc/v1/${'A'.repeat(65)}/telemetry`)).toBeNull();
+  });
+});
