@@ -6,8 +6,10 @@
 import { hostname } from 'node:os';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { AlarmEngine } from './alarms/engine.js';
+import { AlarmProfileStore } from './alarms/profileStore.js';
 import { defaultProfile, loadProfile } from './alarms/rules.js';
 import { FileAlarmStore } from './alarms/store.js';
+import { alarmProfileRoutes } from './api/alarmProfileRoutes.js';
 import { alarmRoutes } from './api/alarmRoutes.js';
 import { annotationRoutes } from './api/annotationRoutes.js';
 import { auditRoutes } from './api/auditRoutes.js';
@@ -57,6 +59,8 @@ export class Gateway {
   readonly hub: DeviceHub;
   readonly journal: Journal | null;
   readonly alarms: AlarmEngine;
+  /** Alarm-limit and rule changes made at run time, kept across restarts (issue 5). */
+  readonly alarmProfiles: AlarmProfileStore;
   readonly forwarder: InfluxForwarder | null;
   readonly retention: Retention | null;
   readonly history: HistoryService | null;
@@ -96,9 +100,13 @@ export class Gateway {
     this.hub = new DeviceHub({
       bus, logger: log.child({ module: 'hub' }), now, durability: this.journal, seqMemory: this.journal,
     });
+    this.alarmProfiles = new AlarmProfileStore({
+      dataDir: config.dataDir, now, logger: log.child({ module: 'alarm-profile' }),
+      base: config.alarms.profile ? loadProfile(config.alarms.profile) : defaultProfile,
+    });
     this.alarms = new AlarmEngine({
       bus, devices: this.hub, now, logger: log.child({ module: 'alarms' }),
-      profile: config.alarms.profile ? loadProfile(config.alarms.profile) : defaultProfile,
+      profile: this.alarmProfiles.load(), // loaded before the engine runs: it never evaluates a replaced limit
       store: new FileAlarmStore({ dataDir: config.dataDir }),
     });
     this.forwarder = this.journal && config.influx
@@ -219,7 +227,8 @@ export class Gateway {
 
     const plugins: Array<{ plugin: FastifyPluginAsync<any>; opts?: Record<string, unknown> }> = [
       { plugin: authPlugin, opts: { tokens: this.tokens, limiter: this.limiter } },
-      { plugin: alarmRoutes, opts: { engine: this.alarms, actorOf } },
+      { plugin: alarmRoutes, opts: { engine: this.alarms, actorOf, auditAvailable: () => this.audit !== null && (this.journal?.status().writable ?? false) } },
+      { plugin: alarmProfileRoutes, opts: { engine: this.alarms, audit: this.auditSink, store: this.alarmProfiles, actorOf } },
       { plugin: commandRoutes, opts: { commands: this.commands } },
       { plugin: annotationRoutes, opts: { annotations: this.annotationsOrUnavailable(), devices: this.hub } },
       { plugin: auditRoutes, opts: { audit: { query: (q: never) => this.requireAudit().query(q) } } },
