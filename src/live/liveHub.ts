@@ -21,6 +21,9 @@ import { LiveClient, type DisconnectReason, type FlowLimits, type Frame } from '
 import * as M from './messages.js';
 import { chooseProtocol, rejectUpgrade, upgradeToken } from './upgrade.js';
 
+/** More consoles than any ward has; beyond it a client subscribes to "*". */
+const MAX_SUBSCRIBED_DEVICES = 1000;
+
 export interface LiveHubOptions {
   bus: EventBus;
   devices: DeviceView;
@@ -253,7 +256,14 @@ export class LiveHub {
       ids = this.opts.devices.list().map((d) => d.id);
     } else {
       ids = [];
-      for (const d of devices) if (!client.devices.has(d)) { client.devices.add(d); ids.push(d); }
+      for (const d of devices) {
+        // A client's subscription set is bounded: ids are the client's own input.
+        if (client.devices.size >= MAX_SUBSCRIBED_DEVICES) {
+          this.clientError(client, 'too_many_devices', `at most ${MAX_SUBSCRIBED_DEVICES} devices per connection; subscribe to "*" instead`);
+          break;
+        }
+        if (!client.devices.has(d)) { client.devices.add(d); ids.push(d); }
+      }
     }
     const snaps = [];
     for (const id of ids) {

@@ -106,6 +106,7 @@ interface Replay {
 
 export class ReplayService {
   private readonly replays = new Map<LiveClient, Replay>();
+  private readonly watched = new WeakSet<LiveClient>();
   private timer: NodeJS.Timeout | null = null;
   private nextId = 1;
   private readonly now: () => number;
@@ -190,7 +191,15 @@ export class ReplayService {
       generation: 0, lastPositionAt: 0, ended: false,
     };
     this.replays.set(client, r);
-    client.ws.once('close', () => this.finish(r, 'stopped'));
+    // One close listener per client, however many replays it starts: it ends whichever replay is current.
+    if (!this.watched.has(client)) {
+      this.watched.add(client);
+      client.ws.once('close', () => {
+        this.watched.delete(client);
+        const current = this.replays.get(client);
+        if (current) this.finish(current, 'stopped');
+      });
+    }
     this.send(r, { status: 'started', id: msg.id, session: msg.session ?? null, from: r.from, to: r.to, speed: r.speed, source });
     this.openPages(r, r.from);
     this.sendMarkers(r, msg.session ?? null);

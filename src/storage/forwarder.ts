@@ -292,16 +292,21 @@ export class InfluxForwarder {
   private measureBacklog(): void {
     const db = this.opts.journal.database();
     if (!db) return;
-    const cursors = this.cursors ?? this.loadCursors(db);
-    let lines = 0;
-    let oldest: number | null = null;
-    for (const stream of STREAMS) {
-      const b = this.reader.backlog(db, stream, cursors[stream]);
-      lines += Math.max(0, b.maxId - cursors[stream]);
-      if (b.firstAt !== null && (oldest === null || b.firstAt < oldest)) oldest = b.firstAt;
+    // Runs on a timer and under /healthz: a failing read (I/O error, corruption) keeps the last figures, never throws.
+    try {
+      const cursors = this.cursors ?? this.loadCursors(db);
+      let lines = 0;
+      let oldest: number | null = null;
+      for (const stream of STREAMS) {
+        const b = this.reader.backlog(db, stream, cursors[stream]);
+        lines += Math.max(0, b.maxId - cursors[stream]);
+        if (b.firstAt !== null && (oldest === null || b.firstAt < oldest)) oldest = b.firstAt;
+      }
+      const seconds = oldest === null ? 0 : Math.max(0, (this.now() - oldest) / 1_000);
+      this.lastBacklog = { lines, seconds };
+    } catch (err) {
+      this.lastError = `backlog measurement failed: ${(err as Error).message}`;
     }
-    const seconds = oldest === null ? 0 : Math.max(0, (this.now() - oldest) / 1_000);
-    this.lastBacklog = { lines, seconds };
   }
 
   private checkBacklog(): void {
