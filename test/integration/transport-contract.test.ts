@@ -11,37 +11,19 @@ import { join } from 'node:path';
 import { connectAsync, type MqttClient } from 'mqtt';
 import { SerialPort } from 'serialport';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { DeviceLink, IngestSink } from '../../src/model/types.js';
+import type { IngestSink } from '../../src/model/types.js';
 import { crcHex } from '../../src/protocol/crc.js';
 import { decodeCommandLine } from '../../src/protocol/serial.js';
-import type { Command, DeviceFrame, Discard } from '../../src/protocol/types.js';
+import type { Command } from '../../src/protocol/types.js';
 import { MqttTransport } from '../../src/transports/mqtt.js';
 import { SerialTransport } from '../../src/transports/serial.js';
 import type { Transport, TransportLogger } from '../../src/transports/types.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/waitFor.js';
+import { recordingSink } from '../helpers/recordingSink.js';
 
 const DEVICE = 'MSC-0001';
 const T0 = 1764061200000;
-
-type SinkCall =
-  | { op: 'ingest'; deviceId: string; frames: DeviceFrame[]; link: DeviceLink }
-  | { op: 'discard'; deviceId: string | null; source: string; d: Discard }
-  | { op: 'linkDown'; deviceId: string; reason: string }
-  | { op: 'reconnected'; deviceId: string };
-
-function recordingSink() {
-  const calls: SinkCall[] = [];
-  const sink: IngestSink = {
-    ingest: async (deviceId, frames, link) => { calls.push({ op: 'ingest', deviceId, frames, link }); },
-    discard: (deviceId, source, d) => { calls.push({ op: 'discard', deviceId, source, d }); },
-    linkDown: (deviceId, reason) => { calls.push({ op: 'linkDown', deviceId, reason }); },
-    reconnected: (deviceId) => { calls.push({ op: 'reconnected', deviceId }); },
-  };
-  const frames = (id: string) => calls.flatMap((c) => (c.op === 'ingest' && c.deviceId === id ? c.frames : []));
-  const link = (id: string) => calls.find((c): c is Extract<SinkCall, { op: 'ingest' }> => c.op === 'ingest' && c.deviceId === id)?.link;
-  return { sink, calls, frames, link };
-}
 
 const quiet: TransportLogger = { info() {}, warn() {}, error() {}, debug() {}, child: () => quiet };
 

@@ -4,13 +4,12 @@
  */
 import { connect, connectAsync, type MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { DeviceLink, IngestSink } from '../../src/model/types.js';
-import type { DeviceFrame, Discard } from '../../src/protocol/types.js';
+import type { IngestSink } from '../../src/model/types.js';
 import { MqttTransport, type MqttTransportOptions } from '../../src/transports/mqtt.js';
-import type { TransportLogger } from '../../src/transports/types.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { freePort } from '../helpers/net.js';
 import { waitFor } from '../helpers/waitFor.js';
+import { capturingLogger, recordingSink } from '../helpers/recordingSink.js';
 
 const PREFIX = 'msc/v1';
 const DEVICE = 'MSC-0001';
@@ -19,31 +18,6 @@ const T0 = 1764061200000;
 type Broker = Awaited<ReturnType<typeof startMosquitto>>;
 
 /** Records every sink call; `gate` (when set) decides when an ingest resolves. */
-function recordingSink() {
-  const calls: Array<{ op: string; deviceId: string | null; frames?: DeviceFrame[]; d?: Discard; reason?: string; link?: DeviceLink }> = [];
-  let gate: ((frames: DeviceFrame[]) => Promise<void>) | null = null;
-  const sink: IngestSink = {
-    ingest: (deviceId, frames, link) => {
-      calls.push({ op: 'ingest', deviceId, frames, link });
-      return gate ? gate(frames) : Promise.resolve();
-    },
-    discard: (deviceId, _source, d) => { calls.push({ op: 'discard', deviceId, d }); },
-    linkDown: (deviceId, reason) => { calls.push({ op: 'linkDown', deviceId, reason }); },
-    reconnected: (deviceId) => { calls.push({ op: 'reconnected', deviceId }); },
-  };
-  const seqs = () => calls.flatMap((c) => (c.frames ?? []).flatMap((f) => (f.type === 'T' ? [f.seq] : [])));
-  return { sink, calls, seqs, setGate: (g: typeof gate) => { gate = g; } };
-}
-
-function capturingLogger() {
-  const lines: Array<{ level: string; msg: string; obj: object }> = [];
-  const fn = (level: string) => (a: object | string, b?: string) => {
-    lines.push(typeof a === 'string' ? { level, msg: a, obj: {} } : { level, msg: b ?? '', obj: a });
-  };
-  const logger: TransportLogger = { info: fn('info'), warn: fn('warn'), error: fn('error'), debug: fn('debug'), child: () => logger };
-  return { logger, lines };
-}
-
 describe('MqttTransport with mosquitto', () => {
   const cleanups: Array<() => Promise<unknown>> = [];
   afterEach(async () => {

@@ -5,12 +5,10 @@
 import type { OpenOptions } from '@serialport/stream';
 import { SerialPortMock } from 'serialport';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { DeviceLink, IngestSink } from '../../../src/model/types.js';
 import { crcHex } from '../../../src/protocol/crc.js';
 import { decodeCommandLine } from '../../../src/protocol/serial.js';
-import type { DeviceFrame, Discard } from '../../../src/protocol/types.js';
 import { SerialTransport } from '../../../src/transports/serial.js';
-import type { TransportLogger } from '../../../src/transports/types.js';
+import { capturingLogger, recordingSink, type SinkCall } from '../../helpers/recordingSink.js';
 
 // @serialport/binding-mock through `serialport`: its own package.json hides its types from NodeNext.
 const MockBinding = SerialPortMock.binding;
@@ -20,35 +18,6 @@ const PATH = '/dev/ttyMOCK0';
 const line = (body: string) => `$${body}*${crcHex(body)}\r\n`;
 const hello = (id: string) => line(`HELLO,${id},MSC-ALS 2,3.4.1,1,SN1`);
 const telemetry = (seq: number) => line(`T,${seq},${1764061200000 + seq * 100},QB=150.0,PV=!`);
-
-type SinkCall =
-  | { op: 'ingest'; deviceId: string; frames: DeviceFrame[]; link: DeviceLink }
-  | { op: 'discard'; deviceId: string | null; source: string; d: Discard }
-  | { op: 'linkDown'; deviceId: string; reason: string }
-  | { op: 'reconnected'; deviceId: string };
-
-function fakeSink() {
-  const calls: SinkCall[] = [];
-  const sink: IngestSink = {
-    ingest: async (deviceId, frames, link) => { calls.push({ op: 'ingest', deviceId, frames, link }); },
-    discard: (deviceId, source, d) => { calls.push({ op: 'discard', deviceId, source, d }); },
-    linkDown: (deviceId, reason) => { calls.push({ op: 'linkDown', deviceId, reason }); },
-    reconnected: (deviceId) => { calls.push({ op: 'reconnected', deviceId }); },
-  };
-  const frames = (id?: string) => calls.flatMap((c) => (c.op === 'ingest' && (!id || c.deviceId === id) ? c.frames : []));
-  return { sink, calls, frames };
-}
-
-function fakeLogger() {
-  const lines: Array<{ level: string; msg: string }> = [];
-  const fn = (level: string) => (a: object | string, b?: string) => {
-    lines.push({ level, msg: typeof a === 'string' ? a : b ?? '' });
-  };
-  const logger: TransportLogger = {
-    info: fn('info'), warn: fn('warn'), error: fn('error'), debug: fn('debug'), child: () => logger,
-  };
-  return { logger, lines };
-}
 
 /** MockBinding plus a cable: pull() fails reads like a vanished USB adapter and removes the path. */
 function cabledBinding() {
@@ -114,8 +83,8 @@ describe('SerialTransport', () => {
 
   function setup(extra: Partial<ConstructorParameters<typeof SerialTransport>[0]> = {}) {
     const cable = cabledBinding();
-    const s = fakeSink();
-    const log = fakeLogger();
+    const s = recordingSink();
+    const log = capturingLogger();
     t = new SerialTransport({ path: PATH, sink: s.sink, logger: log.logger, binding: cable.binding, random: () => 0, ...extra });
     return { cable, ...s, log, t };
   }
