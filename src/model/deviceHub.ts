@@ -99,7 +99,7 @@ export class DeviceHub implements IngestSink, DeviceView {
   }
 
   ingest(deviceId: string, frames: DeviceFrame[], link: DeviceLink): Promise<void> {
-    if (!isValidDeviceId(deviceId)) {
+    if (!this.devices.has(deviceId) && !isValidDeviceId(deviceId)) {
       // A HELLO or topic with an unusable or reserved id: counted under its source, never a device of its own.
       this.discard(null, link.source, {
         type: 'discard', reason: 'schema', raw: deviceId.slice(0, 128), detail: `device id ${JSON.stringify(deviceId.slice(0, 64))} is not valid`,
