@@ -45,6 +45,15 @@ export const ConfigSchema = z
     dataDir: z.string().min(1).default('./data'),
     /** Set false to run without the journal (live view only; nothing is kept). */
     journal: z.boolean().default(true),
+    /** What an MQTT acknowledgement promises (docs/storage.md, "Durability modes"). */
+    durability: z
+      .object({
+        /** relaxed: acked once written (survives kill -9), fsynced every syncIntervalMs; strict: acked after the fsync. */
+        mode: z.enum(['relaxed', 'strict']).default('relaxed'),
+        /** relaxed: longest a written sample waits for its fsync, ms (the power-cut window). */
+        syncIntervalMs: z.number().int().min(10).max(10_000).default(200),
+      })
+      .prefault({}),
     influx: influxConfig.nullable().default(null),
     retention: z
       .object({
@@ -126,6 +135,7 @@ export interface Overrides {
   alarmProfile?: string;
   logLevel?: string;
   noJournal?: boolean;
+  durability?: string;
 }
 
 /** MSC_* environment variables, documented in the README's configuration reference. */
@@ -140,6 +150,7 @@ export function overridesFromEnv(env: NodeJS.ProcessEnv): Overrides {
   if (env.MSC_INFLUX) o.influx = env.MSC_INFLUX;
   if (env.MSC_ALARM_PROFILE) o.alarmProfile = env.MSC_ALARM_PROFILE;
   if (env.MSC_LOG_LEVEL) o.logLevel = env.MSC_LOG_LEVEL;
+  if (env.MSC_DURABILITY) o.durability = env.MSC_DURABILITY;
   return o;
 }
 
@@ -163,6 +174,7 @@ export function applyOverrides(raw: Record<string, unknown>, ...layers: Override
     if (o.alarmProfile !== undefined) obj('alarms').profile = o.alarmProfile;
     if (o.logLevel !== undefined) obj('log').level = o.logLevel;
     if (o.noJournal) out.journal = false;
+    if (o.durability !== undefined) obj('durability').mode = o.durability;
   }
   return out;
 }

@@ -94,6 +94,7 @@ export class Gateway {
     this.journal = config.journal
       ? new Journal({
         dataDir: config.dataDir, bus, log: log.child({ module: 'journal' }), now,
+        durability: config.durability.mode, syncIntervalMs: config.durability.syncIntervalMs,
         onCondition: (c) => this.alarms.setExternalCondition({ device: 'gateway', ...c }),
       })
       : null;

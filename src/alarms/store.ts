@@ -4,7 +4,7 @@
  * The file store writes JSON atomically (write tmp, fsync, rename, fsync dir), debounced ≤ 100 ms, flushed on stop.
  */
 import { readFileSync, renameSync } from 'node:fs';
-import { writeFileAtomic } from '../util/atomicFile.js';
+import { writeFileAtomic, writeFileAtomicAsync } from '../util/atomicFile.js';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { SessionState } from '../protocol/types.js';
@@ -115,6 +115,10 @@ export class FileAlarmStore implements AlarmStore {
   private pending: PersistedAlarms | null = null;
   private timer: NodeJS.Timeout | null = null;
   private failing = false;
+  private writing = false;
+  /** Versions started and the newest one renamed into place: an older write in flight never replaces a newer file. */
+  private versions = 0;
+  private renamed = 0;
   onWriteError: ((message: string | null) => void) | null = null;
 
   constructor(private readonly opts: FileAlarmStoreOptions) {
@@ -142,35 +146,67 @@ export class FileAlarmStore implements AlarmStore {
 
   save(state: PersistedAlarms): void {
     this.pending = state;
-    if (this.timer) return;
+    if (this.timer || this.writing) return;
     this.timer = setTimeout(() => {
       this.timer = null;
-      this.flush();
+      void this.writeInBackground();
     }, this.opts.debounceMs ?? 100);
     this.timer.unref();
   }
 
+  /** Writes the latest state now, synchronously (stop): it wins over a background write still in flight. */
   flush(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     const state = this.pending;
     if (!state) return;
+    const version = ++this.versions;
     try {
-      this.write(JSON.stringify(state));
+      writeFileAtomic(this.file, JSON.stringify(state));
+      this.renamed = version;
       this.pending = null;
-      if (this.failing) {
-        this.failing = false;
-        this.onWriteError?.(null);
-      }
+      this.wrote(null);
     } catch (err) {
       // Kept pending: the next save or flush retries. The engine raises a technical alarm meanwhile.
-      this.failing = true;
-      this.onWriteError?.(`cannot write ${this.file}: ${(err as Error).message}`);
+      this.wrote(`cannot write ${this.file}: ${(err as Error).message}`);
     }
   }
 
-  private write(text: string): void {
-    writeFileAtomic(this.file, text);
+  /**
+   * Debounced writes go through the thread pool (writeFileAtomicAsync): an alarm transition must never wait for
+   * the disk on the event loop (docs/storage.md). One write at a time; what changed meanwhile is written next.
+   */
+  private async writeInBackground(): Promise<void> {
+    const state = this.pending;
+    if (!state || this.writing) return;
+    this.pending = null;
+    this.writing = true;
+    const version = ++this.versions;
+    try {
+      const renamed = await writeFileAtomicAsync(this.file, JSON.stringify(state), {
+        commit: () => version > this.renamed,
+      });
+      if (renamed) this.renamed = version;
+      this.wrote(null);
+    } catch (err) {
+      // Kept pending: the next save or flush retries. The engine raises a technical alarm meanwhile.
+      this.pending ??= state;
+      this.wrote(`cannot write ${this.file}: ${(err as Error).message}`);
+      return;
+    } finally {
+      this.writing = false;
+    }
+    if (this.pending) this.save(this.pending);
+  }
+
+  private wrote(problem: string | null): void {
+    if (problem === null && this.failing) {
+      this.failing = false;
+      this.onWriteError?.(null);
+    } else if (problem !== null) {
+      this.failing = true;
+      this.onWriteError?.(problem);
+    }
   }
 
   /** A corrupt file is kept for inspection, never overwritten silently. */

@@ -6,6 +6,7 @@
  * committed before the action they record is reported done.
  */
 import type { Database, Statement } from 'better-sqlite3';
+import { durableTransaction } from '../storage/schema.js';
 import { canonicalJson, GENESIS_HASH, recordHash } from './canonical.js';
 
 /** What a caller records. `at` defaults to the injected clock. */
@@ -138,10 +139,9 @@ export class AuditLog implements AuditSink {
       head: db.prepare(`INSERT INTO audit_head (one, last_id, last_hash) VALUES (1, ?, ?)
         ON CONFLICT(one) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash`),
     };
-    const tx = db.transaction((e: AuditEntry) => this.insert(e));
     // IMMEDIATE takes the write lock before the last hash is read, so two processes (the daemon and the
-    // `tokens` CLI) appending at once still build one chain.
-    this.appendTx = (e) => tx.immediate(e);
+    // `tokens` CLI) appending at once still build one chain; the record is on disk when append returns.
+    this.appendTx = (e) => durableTransaction(db, () => this.insert(e));
   }
 
   /** Nothing to release: the database handle belongs to the journal. */

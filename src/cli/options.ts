@@ -21,6 +21,7 @@ Options:
   --http HOST:PORT       HTTP listen address (default 127.0.0.1:8080)
   --data-dir DIR         journal directory (default ./data)
   --no-journal           keep nothing (live view only)
+  --durability MODE      relaxed (default: ack once written, fsync every 200 ms) or strict (fsync before each ack)
   --influx URL           InfluxDB, http://[user:pass@]host:8086/DB
   --alarm-profile FILE   alarm rule profile (YAML/JSON)
   --log-level LEVEL      fatal|error|warn|info|debug|trace|silent (default info)
@@ -28,7 +29,7 @@ Options:
   --version              print the version
 
 Every option can also come from the environment: MSC_HTTP, MSC_SERIAL (comma-separated), MSC_MQTT,
-MSC_MQTT_PREFIX, MSC_MQTT_CLIENT_ID, MSC_DATA_DIR, MSC_INFLUX, MSC_ALARM_PROFILE, MSC_LOG_LEVEL.
+MSC_MQTT_PREFIX, MSC_MQTT_CLIENT_ID, MSC_DATA_DIR, MSC_INFLUX, MSC_ALARM_PROFILE, MSC_LOG_LEVEL, MSC_DURABILITY.
 Precedence: defaults < --config file < environment < flags.
 `;
 
@@ -41,6 +42,7 @@ const OPTIONS = {
   http: { type: 'string' },
   'data-dir': { type: 'string' },
   'no-journal': { type: 'boolean' },
+  durability: { type: 'string' },
   influx: { type: 'string' },
   'alarm-profile': { type: 'string' },
   'log-level': { type: 'string' },
@@ -63,6 +65,7 @@ export function loadConfigFromArgs(argv: string[], env: NodeJS.ProcessEnv) {
     http: values.http, serial: values.serial, mqtt: values.mqtt, mqttPrefix: values['mqtt-prefix'],
     mqttClientId: values['mqtt-client-id'], dataDir: values['data-dir'], influx: values.influx,
     alarmProfile: values['alarm-profile'], logLevel: values['log-level'], noJournal: values['no-journal'],
+    durability: values.durability,
   };
   const raw = values.config ? readConfigFile(values.config) : {};
   const config = parseConfig(applyOverrides(raw, overridesFromEnv(env), flags));

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { Actor } from '../alarms/types.js';
 import type { AuditSink } from '../audit/auditLog.js';
 import { SESSION_ID_RE } from '../protocol/commands.js';
+import { durableTransaction } from '../storage/schema.js';
 
 export const ANNOTATION_KINDS = ['adverse_event', 'note', 'intervention'] as const;
 export type AnnotationKind = (typeof ANNOTATION_KINDS)[number];
@@ -134,7 +135,7 @@ export class AnnotationStore {
   add(device: string, session: string | null, t: number, body: AnnotationBody, actor: Actor): Annotation {
     if (!this.insert) throw new Error('AnnotationStore.add before start()');
     const createdAt = this.now();
-    const write = this.db.transaction((): Annotation => {
+    return durableTransaction(this.db, (): Annotation => {
       const rec = this.opts.audit.append({
         user: actor.user, role: actor.role, device, session, action: 'annotation.add', outcome: 'done', at: createdAt,
         detail: { t, kind: body.kind, subtype: body.subtype ?? null, text: body.text },
@@ -145,7 +146,6 @@ export class AnnotationStore {
         text: body.text, user: actor.user, role: actor.role, createdAt, auditId: rec.id,
       };
     });
-    return write.immediate();
   }
 
   query(q: AnnotationQuery = {}): Annotation[] {

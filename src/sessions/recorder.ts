@@ -12,7 +12,7 @@ import type { Actor } from '../alarms/types.js';
 import type { AuditSink } from '../audit/auditLog.js';
 import type { EventBus, StateChange } from '../bus.js';
 import type { SessionState } from '../protocol/types.js';
-import type { Db } from '../storage/schema.js';
+import { durableTransaction, type Db } from '../storage/schema.js';
 import { readRecords, rowToRecord, type RecordRow } from './records.js';
 import { PARTICIPANT_CODE_RE, type SessionRecord } from './types.js';
 
@@ -124,13 +124,13 @@ export class SessionRecorder {
     const row = db.prepare('SELECT * FROM session_record WHERE key = ?').get(key) as RecordRow | undefined;
     if (!row) return { ok: false, status: 404, message: `no session record ${key}` };
     const previous = row.participant;
-    db.transaction(() => {
+    durableTransaction(db, () => {
       this.opts.audit.append({
         user: actor.user, role: actor.role, device: row.device, session: row.session, action: 'session.participant',
         outcome: 'done', detail: { key, code, previous, reason },
       });
       db.prepare('UPDATE session_record SET participant = ? WHERE key = ?').run(code, key);
-    }).immediate();
+    });
     const open = this.open.get(row.device);
     if (open && open.key === key) open.participant = code;
     return { ok: true, record: rowToRecord({ ...row, participant: code }) };

@@ -4,7 +4,10 @@
  *
  * Appends are synchronous into an in-memory batch; one transaction commits the batch at least every
  * `commitIntervalMs` (100 ms), and on the next event-loop turn when someone awaits `committed()`
- * (group commit: the MQTT transport acks QoS 1 only after it, so `kill -9` loses nothing).
+ * (group commit: the MQTT transport acks QoS 1 only after it, so `kill -9` loses nothing). A commit is
+ * written, not fsynced: the WAL is fsynced from the thread pool every `syncIntervalMs` (relaxed, the
+ * default) or before `committed()` resolves (strict), and checkpointed in a worker, so no disk wait ever
+ * holds the event loop (docs/storage.md, "Durability modes").
  *
  * When the disk is full or the directory unwritable the journal raises STORAGE_FAILURE, retries with
  * backoff, keeps what it could not write in a bounded buffer and still resolves `committed()`: the
@@ -15,6 +18,7 @@ import { join } from 'node:path';
 import type { AlarmTransition } from '../alarms/types.js';
 import type { DeviceEvent, EventBus, StateChange, TelemetrySample } from '../bus.js';
 import { ExponentialBackoff } from './backoff.js';
+import { Checkpointer } from './checkpointer.js';
 import { iterateTelemetry, readTelemetry, type JournalTelemetry } from './journalHistory.js';
 import * as q from './journalQueries.js';
 import { journalMetricsText } from './metrics.js';
@@ -24,8 +28,19 @@ import {
   silentLog, StorageUnavailableError,
   type JournalOptions, type JournalStatus, type StorageLog, type TelemetryQuery, type TimeRange,
 } from './types.js';
+import { WalSync } from './walSync.js';
 
 export type { JournalOptions, JournalStatus } from './types.js';
+
+/** Longest a stop waits for the last fsync and for the checkpoint worker, ms. */
+const STOP_SYNC_MS = 1_500;
+
+function settleWithin(p: Promise<unknown> | undefined, ms: number): Promise<void> {
+  if (!p) return Promise.resolve();
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p.then(() => undefined, () => undefined), new Promise<void>((r) => (timer = setTimeout(r, ms)))])
+    .finally(() => clearTimeout(timer));
+}
 
 export class Journal {
   private readonly log: StorageLog;
@@ -46,6 +61,10 @@ export class Journal {
   private lastError: string | null = null;
   private counters = { appended: 0, committed: 0, duplicates: 0, dropped: 0, commits: 0 };
   private lastCommitAt: number | null = null;
+  private walSync: WalSync | null = null;
+  /** fsyncs of WAL files closed before (the journal reopens after a failure). */
+  private fsyncsBefore = 0;
+  private checkpointer: Checkpointer | null = null;
 
   constructor(private readonly opts: JournalOptions) {
     this.log = opts.log ?? silentLog;
@@ -84,6 +103,10 @@ export class Journal {
     }
     this.pending = [];
     this.releaseWaiters();
+    // A clean stop leaves nothing unsynced (bounded: a stalled disk must not hold SIGTERM past its deadline).
+    await settleWithin(this.walSync?.synced(), STOP_SYNC_MS);
+    await settleWithin(this.checkpointer?.stop(), STOP_SYNC_MS);
+    this.checkpointer = null;
     this.closeDb();
   }
 
@@ -117,6 +140,12 @@ export class Journal {
    * is failing (see the file comment: ack anyway, the loss is alarmed and counted).
    */
   committed(): Promise<void> {
+    const written = this.written();
+    return this.opts.durability === 'strict' ? written.then(() => this.walSync?.synced()) : written;
+  }
+
+  /** Resolves once everything appended before the call is in a committed (written, maybe unsynced) transaction. */
+  private written(): Promise<void> {
     if (this.pending.length === 0 || this.failing || this.stopped) {
       this.trimWhileFailed();
       return Promise.resolve();
@@ -142,6 +171,7 @@ export class Journal {
         this.counters.duplicates += records - written;
         this.counters.commits += 1;
         this.lastCommitAt = this.now();
+        this.walSync?.noteCommit();
         ok = true;
         if (this.failing) this.recovered();
       } catch (err) {
@@ -192,7 +222,14 @@ export class Journal {
   }
 
   status(): JournalStatus {
+    const sync = this.walSync?.status();
     return {
+      durability: this.opts.durability ?? 'relaxed',
+      fsyncs: this.fsyncsBefore + (sync?.fsyncs ?? 0),
+      unsyncedMs: sync?.unsyncedMs ?? 0,
+      fsyncInProgressMs: sync?.fsyncInProgressMs ?? 0,
+      lastFsyncMs: sync?.lastFsyncMs ?? null,
+      checkpoint: this.checkpointer?.status() ?? null,
       writable: this.db !== null && !this.failing,
       lastError: this.lastError,
       pending: this.pending.filter((r) => r.kind !== 'channel').length,
@@ -245,6 +282,7 @@ export class Journal {
       const db = openJournalDb(this.opts.dataDir, { now: this.now, hardLimitBytes: this.opts.hardLimitBytes });
       this.db = db;
       this.commitBatch = prepareCommit(db);
+      this.startDurability();
       this.reloadChannels(db);
       for (const listener of this.openListeners) {
         try {
@@ -312,7 +350,24 @@ export class Journal {
     return this.db;
   }
 
+  private startDurability(): void {
+    const file = join(this.opts.dataDir, JOURNAL_FILE);
+    const onError = (what: string) => (message: string) => {
+      this.log.warn({ err: message }, `journal: ${what} failed; retrying`);
+    };
+    this.walSync = new WalSync({ walPath: `${file}-wal`, intervalMs: this.opts.syncIntervalMs ?? 200, now: this.now, onError: onError('WAL fsync') });
+    this.walSync.start();
+    this.checkpointer = new Checkpointer({ file, intervalMs: this.opts.checkpointIntervalMs ?? 1_000, now: this.now, onError: onError('checkpoint') });
+    this.checkpointer.start();
+  }
+
   private closeDb(): void {
+    if (this.walSync) this.fsyncsBefore += this.walSync.status().fsyncs;
+    this.walSync?.stop();
+    this.walSync = null;
+    // The worker's connection closes on its own; the journal's close below checkpoints what is left.
+    void this.checkpointer?.stop();
+    this.checkpointer = null;
     const db = this.db;
     this.db = null;
     this.commitBatch = null;

@@ -16,6 +16,10 @@ export function journalMetricsText(s: JournalStatus): string {
     ['msc_journal_dropped_while_failed_total', 'counter', s.droppedWhileFailed],
     ['msc_journal_commits_total', 'counter', s.commits],
     ['msc_journal_db_bytes', 'gauge', s.dbBytes],
+    ['msc_journal_fsyncs_total', 'counter', s.fsyncs],
+    ['msc_journal_unsynced_seconds', 'gauge', s.unsyncedMs / 1000],
+    ['msc_journal_fsync_in_progress_seconds', 'gauge', s.fsyncInProgressMs / 1000],
+    ['msc_journal_checkpoints_total', 'counter', s.checkpoint?.checkpoints ?? 0],
   ]);
 }
 

@@ -4,6 +4,7 @@
 import type { AlarmPriority } from '../alarms/types.js';
 import type { EventBus } from '../bus.js';
 import type { ChannelValues } from '../protocol/types.js';
+import type { CheckpointStatus } from './checkpointer.js';
 
 /** The journal tables the forwarder reads in order, each with its own persisted cursor. */
 export const STREAMS = ['telemetry', 'state', 'event', 'alarm'] as const;
@@ -91,9 +92,29 @@ export interface JournalOptions {
   /** Reopen/rewrite backoff after a failure, ms. */
   retryMinMs?: number;
   retryMaxMs?: number;
+  /**
+   * `relaxed` (default): `committed()` resolves once the transaction is written (survives a process crash);
+   * the WAL is fsynced every `syncIntervalMs`. `strict`: it resolves only after the fsync (survives a power cut).
+   */
+  durability?: Durability;
+  /** Longest a written commit waits for its fsync in relaxed mode, ms (the power-cut window). */
+  syncIntervalMs?: number;
+  /** How often the worker checkpoints the WAL into the database file, ms. */
+  checkpointIntervalMs?: number;
 }
 
+export type Durability = 'relaxed' | 'strict';
+
 export interface JournalStatus {
+  durability: Durability;
+  /** WAL fsyncs done (thread pool). */
+  fsyncs: number;
+  /** Age of the oldest written commit not yet fsynced, ms: what a power cut would lose now. */
+  unsyncedMs: number;
+  /** How long the fsync in progress has been running, ms (0 when none): a stalled disk. */
+  fsyncInProgressMs: number;
+  lastFsyncMs: number | null;
+  checkpoint: CheckpointStatus | null;
   writable: boolean;
   lastError: string | null;
   /** Records appended and not yet committed (includes those held while failing). */

@@ -1,7 +1,8 @@
 /**
  * Every console behind one MQTT broker (ICD §2). A persistent MQTT 5 session and a PUBACK sent only once the
  * sink says the message is durable: what the broker held while the gateway was away, or what was in flight
- * when it crashed, is delivered again rather than lost.
+ * when it crashed, is delivered again rather than lost. Each message reaches the device model (and so the
+ * live view and the alarms) as it is read; only its PUBACK waits for the journal (mqttAcks.ts).
  */
 import { hostname } from 'node:os';
 import { connect, type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient } from 'mqtt';
@@ -9,8 +10,9 @@ import type { DeviceLink, IngestSink } from '../model/types.js';
 import { decodeMqttPayload, encodeMqttCommand, parseTopic } from '../protocol/mqtt.js';
 import { isValidDeviceId, type Command, type Discard } from '../protocol/types.js';
 import { Backoff } from './backoff.js';
+import { DEFERRED, OrderedAcks } from './mqttAcks.js';
 import {
-  errorText, KeyedChain, LogThrottle, redactUrl, withTimeout, type Transport, type TransportLogger, type TransportStatus,
+  errorText, LogThrottle, redactUrl, withTimeout, type Transport, type TransportLogger, type TransportStatus,
 } from './types.js';
 
 /** ICD §1: the device answers within 500 ms and the sender retries 3 times: a command older than this is stale. */
@@ -68,8 +70,8 @@ export class MqttTransport implements Transport {
   private resubscribeTimer: NodeJS.Timeout | null = null;
   /** Devices that sent a frame through this transport: told `reconnected` after a broker outage. */
   private readonly known = new Set<string>();
-  /** A device's messages reach the sink in arrival order (one chain per device). */
-  private readonly chains = new KeyedChain();
+  /** PUBACKs waiting for their messages to be durable, released in arrival order. */
+  private readonly acks_ = new OrderedAcks();
   private readonly links = new Map<string, DeviceLink>();
   /** Devices whose latest `status` said offline. */
   private readonly offline = new Set<string>();
@@ -112,20 +114,27 @@ export class MqttTransport implements Transport {
     client.on('close', () => this.onClose(client));
     client.on('error', (err) => this.onError(client, err));
     client.on('reconnect', () => this.onReconnecting(client));
-    // mqtt.js sends the PUBACK of a QoS 1 message only after handleMessage calls back (its documented
-    // backpressure hook, MQTT 3.1.1 and 5 alike), and reads the next packet only then: a slow ingest holds back
-    // every device on this broker. PUBACKs go in order anyway (MQTT-4.6.0-2); the journal commits on the next
-    // turn when awaited, so this costs about one commit per QoS 1 message.
+    // mqtt.js reads the next packet only after handleMessage calls back and then sends the PUBACK: a QoS 1
+    // message calls back at once with DEFERRED (no PUBACK from mqtt.js) and its PUBACK goes out from
+    // OrderedAcks once the journal has it, so the next message never waits for the disk (mqttAcks.ts).
     client.handleMessage = (packet: IPublishPacket, callback: (err?: Error) => void) => {
       if (this.state === 'stopped') return; // never acked: the broker delivers it again next time
       const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+      const durable = this.onMessage(packet.topic, payload, packet.retain);
+      const stream = client.stream;
+      if (packet.qos === 1 && packet.messageId !== undefined && stream) {
+        this.acks_.defer(stream, packet.messageId, durable, (err) => this.onIngestFailed(stream, packet.topic, err));
+        callback(DEFERRED);
+        return;
+      }
       if (packet.qos === 0) {
         // QoS 0 telemetry (ICD §2 allows it) has no ack to hold.
-        this.onMessage(packet.topic, payload, packet.retain).catch((err: unknown) => this.logIngestFailure(packet.topic, err));
+        durable.catch((err: unknown) => this.logIngestFailure(packet.topic, err));
         callback();
         return;
       }
-      this.onMessage(packet.topic, payload, packet.retain).then(() => callback(), (err: unknown) => this.onIngestFailed(packet.topic, err));
+      // QoS 2 (the ICD uses 0 and 1): mqtt.js' own flow, held until durable.
+      durable.then(() => callback(), (err: unknown) => this.onIngestFailed(stream, packet.topic, err));
     };
   }
 
@@ -139,8 +148,8 @@ export class MqttTransport implements Transport {
     const client = this.client;
     if (!client) return;
     const limit = this.opts.stopTimeoutMs ?? 3000;
-    // Let in-flight ingests finish so their PUBACKs go out; what does not finish is redelivered next start.
-    await withTimeout(this.chains.idle(), limit);
+    // Let the journal take what was received so its PUBACKs go out; what is not acked is redelivered next start.
+    await withTimeout(this.acks_.idle(), limit);
     const graceful = client.connected && Object.keys(client.outgoing).length === 0;
     await withTimeout(new Promise<void>((resolve) => client.end(!graceful, {}, () => resolve())), limit);
     this.client = null;
@@ -155,6 +164,11 @@ export class MqttTransport implements Transport {
       reconnects: this.reconnects,
       lastError: this.lastError,
     };
+  }
+
+  /** QoS 1 messages received and waiting for durability, and PUBACKs sent. */
+  acks(): { pending: number; acked: number } {
+    return { pending: this.acks_.pending, acked: this.acks_.acked };
   }
 
   private describe(): string {
@@ -287,7 +301,10 @@ export class MqttTransport implements Transport {
     this.resubscribeTimer = null;
   }
 
-  /** Decodes one message and chains its effect behind the device's earlier messages; resolves when durable. */
+  /**
+   * Decodes one message and applies it to the device model now, in arrival order (the sink applies
+   * synchronously); resolves when it is durable.
+   */
   private onMessage(topic: string, payload: Buffer, retained: boolean): Promise<void> {
     this.messagesSinceConnect++;
     if (this.flow === 'verifying' || this.flow === 'silent') this.flow = 'flowing';
@@ -309,30 +326,33 @@ export class MqttTransport implements Transport {
     for (const d of discards) this.discard(deviceId, topic, d);
     if (frames.length === 0) return Promise.resolve();
     const sink = this.opts.sink;
-    const run = async (): Promise<void> => {
-      const first = frames[0];
-      if (first.type === 'STATUS') {
-        if (first.online) this.offline.delete(deviceId);
-        else this.offline.add(deviceId);
-      }
-      if (frames.length === 1 && first.type === 'STATUS' && !first.online) {
-        sink.linkDown(deviceId, 'device status offline');
-        return;
-      }
-      this.known.add(deviceId);
-      await sink.ingest(deviceId, frames, this.linkFor(deviceId));
-      // The broker replays retained `hello` and `status` on subscribe in no fixed order: a dead console's
-      // stored HELLO is not a sign of life, so its stored `offline` (ICD §2 last will) stays the last word.
-      if (kind === 'hello' && retained && this.offline.has(deviceId)) sink.linkDown(deviceId, 'device status offline');
-    };
-    return this.chains.run(deviceId, run);
+    const first = frames[0];
+    if (first.type === 'STATUS') {
+      if (first.online) this.offline.delete(deviceId);
+      else this.offline.add(deviceId);
+    }
+    if (frames.length === 1 && first.type === 'STATUS' && !first.online) {
+      sink.linkDown(deviceId, 'device status offline');
+      return Promise.resolve();
+    }
+    this.known.add(deviceId);
+    let durable: Promise<void>;
+    try {
+      durable = sink.ingest(deviceId, frames, this.linkFor(deviceId));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    // The broker replays retained `hello` and `status` on subscribe in no fixed order: a dead console's
+    // stored HELLO is not a sign of life, so its stored `offline` (ICD §2 last will) stays the last word.
+    if (kind === 'hello' && retained && this.offline.has(deviceId)) sink.linkDown(deviceId, 'device status offline');
+    return durable;
   }
 
-  private onIngestFailed(topic: string, err: unknown): void {
+  private onIngestFailed(stream: { destroy(): void } | undefined, topic: string, err: unknown): void {
     this.logIngestFailure(topic, err);
-    // No PUBACK: drop the connection so the broker delivers the message again on the resumed session
-    // (MQTT 5 §4.4) instead of waiting behind a message we will never acknowledge.
-    this.client?.stream?.destroy();
+    // No PUBACK: drop the connection that carried it so the broker delivers the message again on the resumed
+    // session (MQTT 5 §4.4) instead of waiting behind a message we will never acknowledge.
+    stream?.destroy();
   }
 
   private logIngestFailure(topic: string, err: unknown): void {

@@ -3,6 +3,7 @@
  * directory. A crash leaves the old file or the new one, never half of one (alarm state, tokens).
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
+import { mkdir, open, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 export function writeFileAtomic(file: string, text: string, mode = 0o644): void {
@@ -23,4 +24,37 @@ export function writeFileAtomic(file: string, text: string, mode = 0o644): void 
   } catch {
     // Directory fsync is not supported everywhere; the rename itself is atomic.
   }
+}
+
+let tmpCounter = 0;
+
+/**
+ * The same replacement with every disk wait in libuv's thread pool, so a slow or stalled disk never holds the
+ * event loop (live stream, alarms: docs/storage.md). `commit` runs on the event loop just before the rename
+ * and may refuse it (a newer version was written meanwhile): the temporary file is then removed.
+ */
+export async function writeFileAtomicAsync(file: string, text: string, opts: { mode?: number; commit?: () => boolean } = {}): Promise<boolean> {
+  const dir = dirname(file);
+  await mkdir(dir, { recursive: true });
+  const tmp = `${file}.${process.pid}.${++tmpCounter}.tmp`;
+  const handle = await open(tmp, 'w', opts.mode ?? 0o644);
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  if (opts.commit && !opts.commit()) {
+    await unlink(tmp).catch(() => undefined);
+    return false;
+  }
+  // Synchronous on purpose: nothing can run between the check above and the rename (a rename waits for no data).
+  renameSync(tmp, file);
+  try {
+    const d = await open(dir, 'r');
+    try { await d.sync(); } finally { await d.close(); }
+  } catch {
+    // Directory fsync is not supported everywhere; the rename itself is atomic.
+  }
+  return true;
 }

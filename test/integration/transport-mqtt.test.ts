@@ -77,26 +77,30 @@ describe('MqttTransport with mosquitto', () => {
     expect(third.seqs()).toEqual([3]);
   });
 
-  it('hands a device\'s messages to the sink one at a time, in order, each after the previous is durable', async () => {
+  it('hands every message to the sink as it arrives, in order; each PUBACK waits for its message to be durable, in order', async () => {
     const b = await broker();
     const dev = await device(b);
     const rec = recordingSink();
-    const pending: Array<() => void> = [];
-    let outstanding = 0;
-    let maxOutstanding = 0;
-    rec.setGate(() => {
-      maxOutstanding = Math.max(maxOutstanding, ++outstanding);
-      return new Promise<void>((resolve) => pending.push(() => { outstanding--; resolve(); }));
-    });
+    const durable = new Map<number, () => void>();
+    rec.setGate((frames) => new Promise<void>((resolve) => durable.set((frames[0] as { seq: number }).seq, resolve)));
     const g = await gateway(b, rec.sink);
     await waitFor(() => g.status().up);
     for (const seq of [1, 2, 3, 4, 5]) await telemetry(dev, seq);
-    for (let n = 1; n <= 5; n++) {
-      await waitFor(() => pending.length === 1 && rec.seqs().length === n, { message: `ingest ${n}` });
-      pending.shift()!();
-    }
+    // The live path does not wait for the journal: all five reach the device model while none is durable.
+    await waitFor(() => rec.seqs().length === 5, { message: 'all five ingested before any is durable' });
     expect(rec.seqs()).toEqual([1, 2, 3, 4, 5]);
-    expect(maxOutstanding).toBe(1);
+    expect(g.acks()).toEqual({ pending: 5, acked: 0 });
+    // PUBACKs go in the order the PUBLISHes came (MQTT-4.6.0-2): 3 durable first acks nothing.
+    durable.get(3)!();
+    await new Promise((r) => setImmediate(r));
+    expect(g.acks()).toEqual({ pending: 5, acked: 0 });
+    durable.get(1)!();
+    await waitFor(() => g.acks().acked === 1, { message: 'PUBACK 1' });
+    durable.get(2)!();
+    await waitFor(() => g.acks().acked === 3, { message: 'PUBACKs 2 and 3 together' });
+    durable.get(5)!();
+    durable.get(4)!();
+    await waitFor(() => g.acks().acked === 5 && g.acks().pending === 0, { message: 'PUBACKs 4 and 5' });
   });
 
   it('delivers what the broker queued while the gateway was away, in order (persistent session)', async () => {
