@@ -20,6 +20,8 @@ export interface TelemetrySample {
   /** Gateway receive time, epoch ms. */
   rx: number;
   v: ChannelValues;
+  /** Live only: how late the sample arrived, ms (DeviceSnapshot.dataLateMs); absent in history and replay. */
+  lateMs?: number | null;
 }
 export interface StateChange {
   deviceId: string;

@@ -167,6 +167,11 @@ export const TechnicalSchema = z.strictObject({
     maxOffsetS: PositiveSeconds.default(2),
     priority: PrioritySchema.default('LOW'),
   }).prefault({}),
+  /** Samples arriving later than this behind the console's clock (a backlog in front of the gateway). */
+  dataDelay: z.strictObject({
+    maxLateS: PositiveSeconds.default(5),
+    priority: PrioritySchema.default('MEDIUM'),
+  }).prefault({}),
   deviceAlarms: z.strictObject({
     /** Device EV priorities whose alarms latch (stay RTN_UNACK until acknowledged after the device clears). */
     latching: z.array(PrioritySchema).default(['HIGH']),

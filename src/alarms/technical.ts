@@ -2,7 +2,9 @@
  * Technical alarm conditions of the link (issue 3 "Technical alarms"), on gateway time:
  * COMM_LOSS (no frame, or no telemetry, for max(3 s, 3 telemetry periods) while not IDLE/ENDED, or the
  * transport reports the link lost), FRAME_LOSS (sequence gaps above 1 % over 60 s), DISCARD_RATE (CRC and
- * other discards) and CLOCK_SKEW (device clock off by more than 2 s). Pure: inputs and time are given.
+ * other discards), CLOCK_SKEW (device clock off by more than 2 s) and DATA_DELAYED (samples arriving more than
+ * 5 s later than the console's clock says they were taken: live values that are not live). Pure: inputs and
+ * time are given.
  */
 import type { LinkState } from '../bus.js';
 import type { DeviceSnapshot } from '../model/types.js';
@@ -10,8 +12,8 @@ import type { SessionState } from '../protocol/types.js';
 import type { TechnicalConfig } from './ruleSchema.js';
 import type { AlarmPriority } from './types.js';
 
-export type TechnicalRule = 'COMM_LOSS' | 'FRAME_LOSS' | 'DISCARD_RATE' | 'CLOCK_SKEW';
-export const TECHNICAL_RULES: readonly TechnicalRule[] = ['COMM_LOSS', 'FRAME_LOSS', 'DISCARD_RATE', 'CLOCK_SKEW'];
+export type TechnicalRule = 'COMM_LOSS' | 'FRAME_LOSS' | 'DISCARD_RATE' | 'CLOCK_SKEW' | 'DATA_DELAYED';
+export const TECHNICAL_RULES: readonly TechnicalRule[] = ['COMM_LOSS', 'FRAME_LOSS', 'DISCARD_RATE', 'CLOCK_SKEW', 'DATA_DELAYED'];
 
 export interface TechnicalCondition {
   rule: TechnicalRule;
@@ -35,6 +37,7 @@ interface Track {
   linkReason: string;
   samples: CounterSample[];
   skewed: boolean;
+  delayed: boolean;
 }
 
 const round1 = (ms: number) => Math.round(ms / 100) / 10;
@@ -128,7 +131,7 @@ export class LinkMonitor {
     t.samples.push(sample);
     const horizon = now - Math.max(this.cfg.frameLoss.windowS, this.cfg.discardRate.windowS) * 1000;
     while (t.samples.length > 2 && t.samples[1].at <= horizon) t.samples.shift();
-    return [this.frameLoss(t, sample, snap.state), this.discardRate(t, sample), this.clockSkew(t, snap)];
+    return [this.frameLoss(t, sample, snap.state), this.discardRate(t, sample), this.clockSkew(t, snap), this.dataDelay(t, snap, now)];
   }
 
   private frameLoss(t: Track, cur: CounterSample, state: SessionState | null): TechnicalCondition {
@@ -169,6 +172,21 @@ export class LinkMonitor {
     return { ...out, priority: cfg.priority, message: `Device clock off by ${round1(off ?? 0)} s: send CMD SYNC` };
   }
 
+  private dataDelay(t: Track, snap: DeviceSnapshot, now: number): TechnicalCondition {
+    const cfg = this.cfg.dataDelay;
+    const limitMs = cfg.maxLateS * 1000;
+    const late = snap.dataLateMs;
+    const out = { rule: 'DATA_DELAYED' as const, value: late === null ? null : round1(late), limit: cfg.maxLateS };
+    // Only while samples arrive: silence is COMM_LOSS. 10 % hysteresis against chatter at the limit.
+    const flowing = t.lastTelemetryRx !== null && now - t.lastTelemetryRx <= this.cfg.commLoss.minSilenceS * 1000;
+    t.delayed = flowing && late !== null && late > (t.delayed ? 0.9 * limitMs : limitMs);
+    if (!t.delayed) return { ...out, priority: null, message: 'samples arrive on time' };
+    return {
+      ...out, priority: cfg.priority,
+      message: `Data from ${snap.id} arrive ${round1(late ?? 0)} s late: values shown as live are that old`,
+    };
+  }
+
   /** The oldest sample inside the window (or the first one we have). */
   private baseline(t: Track, from: number): CounterSample {
     for (const s of t.samples) if (s.at >= from) return s;
@@ -184,7 +202,7 @@ export class LinkMonitor {
     if (!t) {
       t = {
         lastRx: null, lastTelemetryRx: null, state: null, stateKnown: false, activeSince: this.now(),
-        linkLostAt: null, linkReason: '', samples: [], skewed: false,
+        linkLostAt: null, linkReason: '', samples: [], skewed: false, delayed: false,
       };
       this.tracks.set(id, t);
     }

@@ -30,7 +30,7 @@ export const ClientMessageSchema = z.discriminatedUnion('type', [
 export type ClientMessage = z.infer<typeof ClientMessageSchema>;
 
 export function telemetryMessage(s: TelemetrySample): string {
-  return JSON.stringify({ type: 'telemetry', device: s.deviceId, seq: s.seq, t: s.t, v: s.v });
+  return JSON.stringify({ type: 'telemetry', device: s.deviceId, seq: s.seq, t: s.t, v: s.v, late: s.lateMs ?? 0 });
 }
 
 export function stateMessage(s: StateChange): string {

@@ -41,16 +41,22 @@ export const SILENCE_MIN_MS = 3000;
  */
 export const SILENCE_IDLE_MS = 11_000;
 const QUIET_STATES: ReadonlySet<SessionState> = new Set(['IDLE', 'ENDED']);
-const OFFSET_WINDOW_MS = 5000;
+/**
+ * Clock offset memory (docs/alarms.md, "DATA_DELAYED"): the least-delayed sample of the last 10 minutes, kept as
+ * the largest (device − gateway) of each 30 s window. A short memory (5-10 s) followed a delay that builds up
+ * (a broker backlog, a stalled gateway) and so could never show it; 10 minutes is long enough for any alarm to
+ * have been raised first, and short enough that a device clock set back (CMD SYNC) is picked up the same shift.
+ */
+const OFFSET_WINDOW_MS = 30_000;
+const OFFSET_WINDOWS = 20;
 const PERIOD_RING = 16;
 
 interface DeviceRecord {
   snap: DeviceSnapshot;
   link: DeviceLink;
   seq: SequenceTracker;
-  /** Clock offset estimate: the largest (device − gateway) in the current and previous windows (latency only lowers it). */
-  offsetCur: number;
-  offsetPrev: number;
+  /** Largest (device − gateway) per window, newest last (latency only lowers it): see OFFSET_WINDOW_MS. */
+  offsetWindows: number[];
   offsetWindowStart: number;
   lastTelemetryT: number | null;
   periods: number[];
@@ -183,11 +189,11 @@ export class DeviceHub implements IngestSink, DeviceView {
             frames: 0, telemetry: 0, states: 0, events: 0, acks: 0, discards: {},
             seqGaps: 0, framesLost: 0, duplicates: 0, reconnects: 0,
           },
-          clockOffsetMs: null, telemetryPeriodMs: null,
+          clockOffsetMs: null, dataLateMs: null, telemetryPeriodMs: null,
         },
         link,
         seq: new SequenceTracker(remembered ? remembered.seq : null),
-        offsetCur: -Infinity, offsetPrev: -Infinity, offsetWindowStart: rx,
+        offsetWindows: [-Infinity], offsetWindowStart: rx,
         lastTelemetryT: null, periods: [], periodIdx: 0, deviceOnline: true,
       };
       this.devices.set(deviceId, rec);
@@ -254,7 +260,11 @@ export class DeviceHub implements IngestSink, DeviceView {
           if (reading && reading.t > f.t) continue; // a late frame never overwrites a newer value
           values[key] = v === null ? { v: null, t: f.t, fault: true } : { v, t: f.t };
         }
-        const sample: TelemetrySample = { deviceId: snap.id, sessionId: snap.sessionId, seq: f.seq, t: f.t, rx, v: f.v };
+        // How much later than it should the sample arrived (device time corrected by the clock offset).
+        snap.dataLateMs = Math.max(0, Math.round(rx - (f.t - (snap.clockOffsetMs ?? 0))));
+        const sample: TelemetrySample = {
+          deviceId: snap.id, sessionId: snap.sessionId, seq: f.seq, t: f.t, rx, v: f.v, lateMs: snap.dataLateMs,
+        };
         this.opts.bus.emit('telemetry', sample);
         return;
       }
@@ -294,18 +304,25 @@ export class DeviceHub implements IngestSink, DeviceView {
     snap.serialNo = f.serialNo;
     snap.icd = f.icd;
     rec.seq.onHello();
+    // A console that (re)starts may have had its clock set: learn its offset again. Over MQTT a retained HELLO is
+    // replayed at every subscribe; forgetting then costs only a fresh estimate from the next samples.
+    rec.offsetWindows = [-Infinity];
+    rec.offsetWindowStart = this.now();
     this.opts.bus.emit('hello', { deviceId: snap.id, hello: f, transport: rec.link.kind, source: rec.link.source });
   }
 
   private trackOffset(rec: DeviceRecord, t: number, rx: number): void {
+    const windows = rec.offsetWindows;
     if (rx - rec.offsetWindowStart >= OFFSET_WINDOW_MS) {
-      rec.offsetPrev = rec.offsetCur;
-      rec.offsetCur = -Infinity;
+      windows.push(-Infinity);
+      if (windows.length > OFFSET_WINDOWS) windows.shift();
       rec.offsetWindowStart = rx;
     }
     const o = t - rx;
-    if (o > rec.offsetCur) rec.offsetCur = o;
-    rec.snap.clockOffsetMs = Math.max(rec.offsetCur, rec.offsetPrev);
+    if (o > windows[windows.length - 1]) windows[windows.length - 1] = o;
+    let max = -Infinity;
+    for (const w of windows) if (w > max) max = w;
+    rec.snap.clockOffsetMs = max;
   }
 
   private trackPeriod(rec: DeviceRecord, t: number): void {

@@ -66,6 +66,11 @@ export interface DeviceSnapshot {
   values: Record<string, ChannelReading>;
   counters: DeviceCounters;
   clockOffsetMs: number | null;
+  /**
+   * How much later than it should the newest sample arrived, ms: gateway receive time minus its device time
+   * corrected by clockOffsetMs (0 for the least-delayed sample of the last 10 minutes); null before the first.
+   */
+  dataLateMs: number | null;
   /** Median interval between telemetry frames, device time; null until known. */
   telemetryPeriodMs: number | null;
 }

@@ -11,7 +11,7 @@ import { TRENDS } from './channels.js';
 import { annotate, ControlPanel } from './controls.js';
 import { modal, outcome, select, textInput } from './dialogs.js';
 import { duration, h, setAttr, setText, toggle } from './dom.js';
-import { deviceNow, isStale, newConsole, type Alarm, type Console } from './model.js';
+import { delayedAge, deviceNow, isStale, newConsole, type Alarm, type Console } from './model.js';
 import { NumericsPanel } from './numerics.js';
 import { TrendBuffer, TrendCharts } from './trends.js';
 
@@ -81,10 +81,13 @@ export class ConsoleView implements View {
     setText(this.elapsed, c.sessionId && c.sessionFrom !== null && dn !== null ? `elapsed ${duration(dn - c.sessionFrom)}` : '');
     setText(this.link, c.link === 'connected' ? 'link ok' : 'LINK LOST');
     toggle(this.link, 'bad', c.link !== 'connected');
+    const delayed = delayedAge(c, now, connected);
+    toggle(this.el, 'delayed', delayed !== null);
     const text = !connected ? 'DISCONNECTED — reconnecting…'
-      : stale ? `NO DATA — ${c.rxAt === null ? 'no sample received' : `last sample ${Math.floor((now - c.rxAt) / 1000)} s ago`}` : '';
+      : stale ? `NO DATA — ${c.rxAt === null ? 'no sample received' : `last sample ${Math.floor((now - c.rxAt) / 1000)} s ago`}`
+        : delayed !== null ? `DELAYED — values are ${Math.floor(delayed / 1000)} s old` : '';
     setText(this.status, text);
-    setAttr(this.status, 'data-kind', !connected ? 'disconnected' : stale ? 'nodata' : 'live');
+    setAttr(this.status, 'data-kind', !connected ? 'disconnected' : stale ? 'nodata' : delayed !== null ? 'delayed' : 'live');
     const limits = this.app.limits(this.id, c.values, c.state);
     this.numerics.update(c.values, limits);
     this.alarms.update(c, Date.now());

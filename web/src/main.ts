@@ -109,7 +109,7 @@ async function boot(): Promise<void> {
         break;
       case 'telemetry': {
         const c = consoleOf(m.device);
-        applySample(c, m.t, m.v, performance.now());
+        applySample(c, m.t, m.v, performance.now(), typeof m.late === 'number' ? m.late : 0);
         for (const fn of app.sampleListeners) fn(m.device, m.t, m.v);
         requestRender(false);
         return;

@@ -22,6 +22,8 @@ export interface Console {
   /** Device time of the latest sample, and when it arrived (performance.now()). */
   lastT: number | null;
   rxAt: number | null;
+  /** How late the latest sample reached the gateway, ms (behind the console's clock; 0 when on time). */
+  lateMs: number;
   alarms: Map<string, Alarm>;
   audioPausedUntil: number | null;
 }
@@ -34,7 +36,7 @@ const STATE_ORDER: Record<string, number> = { UNACK: 0, RTN_UNACK: 1, ACKED: 2, 
 export function newConsole(id: string): Console {
   return {
     id, model: null, link: 'lost', state: null, stateSince: null, sessionId: null, sessionFrom: null, values: {}, lastT: null,
-    rxAt: null, alarms: new Map(), audioPausedUntil: null,
+    rxAt: null, lateMs: 0, alarms: new Map(), audioPausedUntil: null,
   };
 }
 
@@ -56,14 +58,27 @@ export function isStale(c: Console, now: number, connected: boolean): boolean {
   return !connected || c.rxAt === null || now - c.rxAt > STALE_MS;
 }
 
+/**
+ * DELAYED: samples still arrive, but the newest is more than 2 s older than it should be (how late it reached the
+ * gateway, plus how long ago it reached this screen). Stale (NO DATA) takes precedence. Returns the age in ms.
+ */
+export function delayedAge(c: Console, now: number, connected: boolean): number | null {
+  if (isStale(c, now, connected)) return null;
+  const age = c.lateMs + (now - c.rxAt!);
+  return age > STALE_MS ? age : null;
+}
+
 /** The device clock now, estimated from the latest sample (for chart windows and elapsed times). */
 export function deviceNow(c: Console, now: number): number | null {
   return c.lastT === null || c.rxAt === null ? null : c.lastT + (now - c.rxAt);
 }
 
-export function applySample(c: Console, t: number, v: Record<string, number | null>, rxAt: number): void {
+export function applySample(c: Console, t: number, v: Record<string, number | null>, rxAt: number, lateMs = 0): void {
   for (const k in v) c.values[k] = v[k];
-  if (c.lastT === null || t >= c.lastT) c.lastT = t;
+  if (c.lastT === null || t >= c.lastT) {
+    c.lastT = t;
+    c.lateMs = lateMs;
+  }
   c.rxAt = rxAt;
 }
 

@@ -6,7 +6,7 @@ import type { AppContext, View } from './app.js';
 import { format, GLANCE, info } from './channels.js';
 import { duration, h, setAttr, setText, toggle } from './dom.js';
 import { outside } from './limits.js';
-import { deviceNow, isStale, worstAlarm } from './model.js';
+import { delayedAge, deviceNow, isStale, worstAlarm } from './model.js';
 
 interface Tile {
   root: HTMLAnchorElement; state: HTMLElement; link: HTMLElement; alarm: HTMLElement; session: HTMLElement;
@@ -48,7 +48,11 @@ export class OverviewView implements View {
       setText(t.alarm, worst ? `${worst.priority}: ${worst.message}` : 'No active alarm');
       const dn = deviceNow(c, now);
       setText(t.session, c.sessionId ? `${c.sessionId} · ${c.sessionFrom !== null && dn !== null ? duration(dn - c.sessionFrom) : '--:--'}` : 'no session');
-      setText(t.status, !this.app.connected ? 'DISCONNECTED' : stale ? `NO DATA ${c.rxAt === null ? '' : Math.floor((now - c.rxAt) / 1000) + ' s'}` : '');
+      const delayed = delayedAge(c, now, this.app.connected);
+      toggle(t.root, 'delayed', delayed !== null);
+      setText(t.status, !this.app.connected ? 'DISCONNECTED'
+        : stale ? `NO DATA ${c.rxAt === null ? '' : Math.floor((now - c.rxAt) / 1000) + ' s'}`
+          : delayed !== null ? `DELAYED ${Math.floor(delayed / 1000)} s` : '');
     }
   }
 

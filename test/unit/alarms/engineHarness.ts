@@ -15,7 +15,7 @@ export function snapshot(id: string, over: Partial<DeviceSnapshot> = {}): Device
     id, model: 'MSC-ALS 2', fw: '3.4.1', serialNo: 'SN1', icd: 1, transport: 'serial', source: '/dev/x', link: 'connected',
     linkReason: null, lastSeen: null, state: null, stateSince: null, sessionId: null, values: {},
     counters: { frames: 0, telemetry: 0, states: 0, events: 0, acks: 0, discards: {}, seqGaps: 0, framesLost: 0, duplicates: 0, reconnects: 0 },
-    clockOffsetMs: 0, telemetryPeriodMs: 100, ...over,
+    clockOffsetMs: 0, dataLateMs: 0, telemetryPeriodMs: 100, ...over,
   };
 }
 

@@ -123,6 +123,33 @@ describe('technical alarms', () => {
     expect(h.get('D1:CLOCK_SKEW')!.active).toBe(false);
   });
 
+  it('DATA_DELAYED (MEDIUM) while samples arrive more than 5 s late; cleared below 4.5 s; silence is COMM_LOSS, not this', () => {
+    const h = harness().start();
+    const s = snapshot('D1', { state: 'RUNNING' });
+    h.snaps.set('D1', s);
+    h.state('RUNNING');
+    h.advance(1000, OK);
+    s.dataLateMs = 5000;
+    h.advance(1000, OK);
+    expect(h.get('D1:DATA_DELAYED')).toBeUndefined();
+    s.dataLateMs = 6200;
+    h.advance(1000, OK);
+    expect(h.get('D1:DATA_DELAYED')).toMatchObject({ source: 'technical', priority: 'MEDIUM', state: 'UNACK', active: true, value: 6.2, limit: 5 });
+    s.dataLateMs = 4600;
+    h.advance(1000, OK);
+    expect(h.get('D1:DATA_DELAYED')!.active).toBe(true);
+    s.dataLateMs = 300;
+    h.advance(1000, OK);
+    expect(h.get('D1:DATA_DELAYED')!.active).toBe(false);
+    // A late last sample followed by silence: COMM_LOSS says it; DATA_DELAYED does not hold on to the old figure.
+    s.dataLateMs = 9000;
+    h.advance(1000, OK);
+    expect(h.get('D1:DATA_DELAYED')!.active).toBe(true);
+    h.advance(5000);
+    expect(h.get('D1:COMM_LOSS')!.active).toBe(true);
+    expect(h.get('D1:DATA_DELAYED')!.active).toBe(false);
+  });
+
   it('flood metric: alarms per 10 min per device, flood above 10', () => {
     const h = harness().start();
     h.state('RUNNING');

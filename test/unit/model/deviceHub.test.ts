@@ -67,6 +67,40 @@ describe('DeviceHub', () => {
     expect(hub.get('D')!.clockOffsetMs).toBe(4990);
   });
 
+  it('does not let a delay that builds up into the clock offset: the lateness of each sample shows it (10 min memory)', async () => {
+    const { hub, now, seen } = setup();
+    // Device clock 2 s ahead. On time for 30 s, then every second the samples arrive 250 ms later, for 60 s.
+    let seq = 0;
+    for (let ms = 0; ms <= 90_000; ms += 40) {
+      now.t = 1_000_000 + ms;
+      const delay = ms <= 30_000 ? 5 : 5 + Math.floor((ms - 30_000) / 1000) * 250;
+      await hub.ingest('D', [{ type: 'T', seq: ++seq, t: now.t + 2000 - delay, v: { QB: 1 } }], link);
+    }
+    const d = hub.get('D')!;
+    expect(d.clockOffsetMs).toBe(1995);
+    expect(d.dataLateMs).toBe(60 * 250);
+    const last = seen.filter(([k]) => k === 'telemetry').at(-1)![1] as { lateMs: number };
+    expect(last.lateMs).toBe(15_000);
+  });
+
+  it('forgets the learned offset after 10 minutes, and at a HELLO (a console that restarts may have had its clock set)', async () => {
+    const { hub, now } = setup();
+    now.t = 1_000_000;
+    await hub.ingest('D', [{ type: 'T', seq: 1, t: now.t + 5000, v: {} }], link);
+    // The clock is set back by 5 s: 10 minutes later the old offset has left the memory.
+    let seq = 1;
+    for (let ms = 1000; ms <= 11 * 60_000; ms += 1000) {
+      now.t = 1_000_000 + ms;
+      await hub.ingest('D', [{ type: 'T', seq: ++seq, t: now.t, v: {} }], link);
+    }
+    expect(hub.get('D')!.clockOffsetMs).toBe(0);
+    await hub.ingest('D', [{ type: 'T', seq: ++seq, t: now.t + 3000, v: {} }], link);
+    expect(hub.get('D')!.clockOffsetMs).toBe(3000);
+    await hub.ingest('D', [{ ...hello, deviceId: 'D' }, { type: 'T', seq: ++seq, t: now.t - 1000, v: {} }], link);
+    expect(hub.get('D')!.clockOffsetMs).toBe(-1000);
+    expect(hub.get('D')!.dataLateMs).toBe(0);
+  });
+
   it('marks the link lost on silence and on linkDown, and connected again on frames', async () => {
     const { hub, now, seen } = setup();
     await hub.ingest('D', [{ type: 'S', seq: 1, t: 1, state: 'RUNNING', sessionId: 'x' }], link);
