@@ -74,7 +74,11 @@ export interface Simulator {
   recorded(deviceId: string): RecordedFrame[];
   /** Injects a fault or event now (or at `at`): same shape as a scenario event. */
   apply(action: SimActionInput): void;
-  /** Stops consoles, links (MQTT: status offline, clean disconnect), the pty. Safe twice. */
+  /**
+   * Stops consoles, links (MQTT: status offline, clean disconnect), the pty. Safe twice. Closing the pty
+   * hangs up the gateway's end, and the kernel drops what the gateway has not read yet: to compare what
+   * it received with stats(), stop the consoles (`consoles[i].stop()`), wait, then stop().
+   */
   stop(): Promise<void>;
 }
 

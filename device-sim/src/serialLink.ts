@@ -44,6 +44,11 @@ const MAX_QUEUED_BYTES = 4096;
 const REOPEN_RETRY_MS = 500;
 /** The opener's own tcflush runs right after open(); frames wait this long past it. */
 const PEER_SETTLE_MS = 100;
+/**
+ * stop() lets the UART finish what is queued (at most MAX_QUEUED_BYTES, ~0.4 s at 115200 baud) before it
+ * closes the port; a line nobody reads never empties, so past this the rest is cut off instead of hanging.
+ */
+const STOP_FLUSH_MAX_MS = 2000;
 
 export class SerialLink implements SimLink {
   private port: SerialPort | null = null;
@@ -74,6 +79,8 @@ export class SerialLink implements SimLink {
     this.opts.peer?.stop();
     if (this.reopenTimer) clearTimeout(this.reopenTimer);
     if (this.settleTimer) clearTimeout(this.settleTimer);
+    // Frames the ledger counts as sent may still be queued in the port: closing now would throw them away.
+    await this.flush();
     await this.close();
   }
 
@@ -181,6 +188,23 @@ export class SerialLink implements SimLink {
     if (decoded.type === 'discard') stats.commandsDiscarded++;
     else stats.commandsReceived++;
     this.opts.console.receive(decoded);
+  }
+
+  /** Waits until every write queued so far has reached the OS and the OS has sent it (tcdrain). */
+  private async flush(): Promise<void> {
+    const port = this.port;
+    if (!port?.isOpen) return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        port.off('close', done);
+        resolve();
+      };
+      const timer = setTimeout(done, STOP_FLUSH_MAX_MS);
+      port.once('close', done); // a write queued on a port that closed meanwhile never calls back
+      // Write callbacks run in order: an empty write's runs once every write queued before it is done.
+      port.write(Buffer.alloc(0), () => port.drain(() => done()));
+    });
   }
 
   private async close(): Promise<void> {

@@ -97,9 +97,13 @@ describe('msc-sim command', () => {
       await waitFor(() => frames.some((f) => f.type === 'S' && f.state === 'RUNNING' && f.sessionId === 'S-CLI-1'),
         { message: 'RUNNING with the session id' });
       port.write(encodeCommand({ cmdId: 'id1', verb: 'ID', args: [] }));
-      await waitFor(() => frames.some((f) => f.type === 'ACK' && f.cmdId === 'id1'));
-      const ack = frames.findIndex((f) => f.type === 'ACK');
-      expect(frames[ack + 1]).toMatchObject({ type: 'HELLO', deviceId: 'MSC-0001' });
+      // ACK and HELLO are two writes and may arrive in two reads: wait for the frame after the ACK too.
+      const [ack, next] = await waitFor(() => {
+        const i = frames.findIndex((f) => f.type === 'ACK' && f.cmdId === 'id1');
+        return i >= 0 && i + 1 < frames.length ? [frames[i], frames[i + 1]] : null;
+      }, { message: 'ACK id1 and the frame after it' });
+      expect(ack).toMatchObject({ type: 'ACK', cmdId: 'id1', result: 'OK' });
+      expect(next).toMatchObject({ type: 'HELLO', deviceId: 'MSC-0001' });
       run.child.kill('SIGTERM');
       expect(await run.exited).toBe(0);
       const stats = jsonLines(run.stdout()).find((l) => 'stats' in l)?.stats as { framesSent: number };
