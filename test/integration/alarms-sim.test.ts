@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startSimulator, type Simulator } from '../../device-sim/src/index.js';
 import type { AlarmTransition } from '../../src/alarms/types.js';
+import type { LinkChange } from '../../src/bus.js';
 import { parseConfig, type ConfigInput } from '../../src/config.js';
 import { Gateway } from '../../src/gateway.js';
 import { silentLogger } from '../../src/log.js';
@@ -37,6 +38,26 @@ interface Alarm {
   limit: number | string | null; message: string; ackedBy: string | null; ackedAt: number | null; sources?: string[];
 }
 interface AlarmMessage { type: 'alarm'; device: string; kind: string; at: number; from: string; to: string; alarm: Alarm }
+
+/** A COMM_LOSS transition as the gateway emitted it, with what its device model held at that instant. */
+interface CommLossSeen {
+  t: AlarmTransition;
+  link: string | undefined;
+  linkReason: string | null | undefined;
+  /** Gateway time of the last frame the gateway had received from the device. */
+  lastSeen: number | null | undefined;
+}
+
+/**
+ * Issue 3: COMM_LOSS after max(3 s, 3 telemetry periods) of silence; at these consoles' rates (5-10 Hz) the 3 s
+ * floor. How soon after that it is raised (by the 1 s technical tick, or the device model's 250 ms silence check,
+ * or at once on a transport's link loss: within 4 s) is timer latency, proven on an injected clock in
+ * test/unit/alarms/technical.test.ts ("COMM_LOSS ...") and test/unit/model/deviceHub.test.ts ("marks the link lost
+ * on silence ..."). On a starved machine the gateway's timers run late, so this file waits on it, never times it.
+ */
+const SILENCE_MS = 3000;
+/** Deadline for what the gateway must do, generous for a starved 2-core machine (a deadline, never a duration). */
+const STARVED_MS = 20_000;
 
 /**
  * Stops a test gateway and starts a new in-process one on the same data dir. Tokens are kept in the data dir
@@ -96,6 +117,66 @@ describe('alarm scenarios end to end', () => {
       timeoutMs, message: `${device}:${rule} gone from the active list`,
     });
   const alarmPath = (device: string, rule: string) => `/api/alarms/${encodeURIComponent(`${device}:${rule}`)}`;
+
+  /**
+   * Records, from now on, the COMM_LOSS transitions of `ids` and their link changes on the in-process gateway's bus.
+   * Listeners run synchronously when the gateway emits, so an alarm that lives shorter than a poll of the active
+   * list is still seen, and the device model read at that instant is what the alarm was raised on.
+   */
+  const watchCommLoss = (ids: string[]) => {
+    const owner = {};
+    const seen: CommLossSeen[] = [];
+    const links: LinkChange[] = [];
+    const { bus, hub } = gw.gateway;
+    bus.on(owner, 'link', (l) => {
+      if (ids.includes(l.deviceId)) links.push(l);
+    });
+    bus.on(owner, 'alarm', (t) => {
+      if (!ids.includes(t.alarm.device) || t.alarm.rule !== 'COMM_LOSS') return;
+      const d = hub.get(t.alarm.device);
+      seen.push({ t, link: d?.link, linkReason: d?.linkReason, lastSeen: d?.lastSeen });
+    });
+    return {
+      seen,
+      links,
+      /** The first `kind` transition of `device`'s COMM_LOSS after `after` of them were seen. */
+      next: (device: string, kind: string, after = 0): Promise<CommLossSeen> =>
+        waitFor(() => seen.slice(after).find((s) => s.t.alarm.device === device && s.t.kind === kind), {
+          timeoutMs: STARVED_MS, message: `${device}:COMM_LOSS ${kind}`,
+        }) as Promise<CommLossSeen>,
+      stop: () => bus.removeOwner(owner),
+    };
+  };
+
+  /**
+   * A COMM_LOSS raise must have a cause, and must not come before it. Either the transport reported the link lost
+   * (`transportReason`): raised at once on that link change, which came after `since` (the fault or the stop).
+   * Or the device fell silent: raised no sooner than 3 s after the last frame the gateway received, by the device
+   * model (link lost, "no frame for x s") or by the engine's tick ("No frame from ..."). Which of the two the
+   * gateway sees first when its process is starved is scheduling, so either is accepted, each for its own reason.
+   * (The transports' own reports are covered in transport-mqtt.test.ts and test/unit/transports/serial.test.ts.)
+   */
+  const expectCommLossCause = (s: CommLossSeen, links: LinkChange[], since: number, transportReason: RegExp): 'transport' | 'silence' => {
+    const a = s.t.alarm;
+    expect(s.t).toMatchObject({ kind: 'raise', from: 'NORMAL', to: 'UNACK' });
+    expect(a).toMatchObject({
+      rule: 'COMM_LOSS', source: 'technical', priority: 'HIGH', state: 'UNACK', active: true, latching: false, limit: SILENCE_MS / 1000,
+    });
+    expect(a.raisedAt!).toBeGreaterThanOrEqual(since);
+    expect(typeof s.lastSeen, `${a.device} had sent frames`).toBe('number');
+    if (s.link === 'lost' && transportReason.test(s.linkReason ?? '')) {
+      expect(a.message).toBe(`Link to ${a.device} lost: ${s.linkReason}`);
+      const lost = links.find((l) => l.deviceId === a.device && l.link === 'lost' && l.reason === s.linkReason);
+      expect(lost, `link lost (${s.linkReason}) on the bus`).toBeDefined();
+      expect(lost!.at).toBeGreaterThanOrEqual(since);
+      expect(lost!.at).toBeLessThanOrEqual(a.raisedAt!);
+      return 'transport';
+    }
+    expect(a.message).toMatch(new RegExp(`^(Link to ${a.device} lost: no frame for|No frame from ${a.device} for) \\d+(\\.\\d)? s$`));
+    expect(a.raisedAt! - s.lastSeen!).toBeGreaterThanOrEqual(SILENCE_MS);
+    expect(a.value as number).toBeGreaterThanOrEqual(SILENCE_MS / 1000);
+    return 'silence';
+  };
 
   beforeAll(async () => {
     broker = await startMosquitto();
@@ -282,25 +363,47 @@ describe('alarm scenarios end to end', () => {
     expect(ack).toMatchObject({ from: 'UNACK', to: 'ACKED', alarm: { state: 'ACKED' } });
   });
 
-  it('an MQTT link drop raises COMM_LOSS HIGH within 4 s, cleared when the link is back', async () => {
-    const droppedAt = Date.now();
-    simA.apply({ action: 'link_drop', device: LNK, duration: '3s' });
-    const a = await waitAlarm(LNK, 'COMM_LOSS', () => true, 6000);
-    expect(a).toMatchObject({ source: 'technical', priority: 'HIGH', state: 'UNACK', active: true, latching: false });
-    expect(a.raisedAt! - droppedAt).toBeLessThan(4000);
-    await waitGone(LNK, 'COMM_LOSS', 15_000);
+  it('an MQTT link drop raises COMM_LOSS HIGH for the lost link, cleared when the link is back', async () => {
+    await waitGone(LNK, 'COMM_LOSS', STARVED_MS); // a stalled gateway may have read a pause as silence before
+    const w = watchCommLoss([LNK]);
+    try {
+      const droppedAt = Date.now();
+      // The console's socket closes without DISCONNECT: the broker publishes its last will, `status offline`.
+      simA.apply({ action: 'link_drop', device: LNK, duration: '3s' });
+      const raise = await w.next(LNK, 'raise');
+      expectCommLossCause(raise, w.links, droppedAt, /^device status offline$/);
+      const raisedIdx = w.seen.indexOf(raise);
+
+      // Back after 3 s: the first frames on the new connection clear it (non-latching: straight to NORMAL).
+      const clear = await w.next(LNK, 'clear', raisedIdx + 1);
+      expect(clear.t).toMatchObject({ from: 'UNACK', to: 'NORMAL', alarm: { active: false, priority: 'HIGH' } });
+      expect(clear.t.alarm.clearedAt!).toBeGreaterThanOrEqual(raise.t.alarm.raisedAt!);
+      expect(clear).toMatchObject({ link: 'connected', linkReason: 'frames flowing' });
+      expect(clear.lastSeen!).toBeGreaterThan(raise.lastSeen!);
+      await waitGone(LNK, 'COMM_LOSS', STARVED_MS);
+    } finally {
+      w.stop();
+    }
   });
 
-  it('stopping a simulator raises COMM_LOSS HIGH within 4 s, over MQTT (last status) and serial (silence)', async () => {
-    const stoppedAt = Date.now();
-    await Promise.all([simEnd.stop(), simSerial.stop()]);
-    const [mqtt, serial] = await Promise.all([
-      waitAlarm(END, 'COMM_LOSS', () => true, 6000),
-      waitAlarm(SER, 'COMM_LOSS', () => true, 6000),
-    ]);
-    for (const a of [mqtt, serial]) {
-      expect(a).toMatchObject({ source: 'technical', priority: 'HIGH', state: 'UNACK', active: true });
-      expect(a.raisedAt! - stoppedAt).toBeLessThan(4000);
+  it('stopping a simulator raises COMM_LOSS HIGH, over MQTT (last status) and serial (hang-up or silence)', async () => {
+    await Promise.all([waitGone(END, 'COMM_LOSS', STARVED_MS), waitGone(SER, 'COMM_LOSS', STARVED_MS)]);
+    const w = watchCommLoss([END, SER]);
+    try {
+      const stoppedAt = Date.now();
+      // MQTT: the console publishes `status offline` (retained) and disconnects. Serial: the console goes quiet,
+      // then the pty closes (the gateway may or may not see its end hang up).
+      await Promise.all([simEnd.stop(), simSerial.stop()]);
+      const [mqtt, serial] = await Promise.all([w.next(END, 'raise'), w.next(SER, 'raise')]);
+      expectCommLossCause(mqtt, w.links, stoppedAt, /^device status offline$/);
+      expectCommLossCause(serial, w.links, stoppedAt, /^serial port lost: /);
+      // Nothing talks again: they stay active (the restart test below relies on END's).
+      for (const [id, s] of [[END, mqtt], [SER, serial]] as const) {
+        const listed = await waitAlarm(id, 'COMM_LOSS', () => true, STARVED_MS);
+        expect(listed).toMatchObject({ source: 'technical', priority: 'HIGH', state: 'UNACK', active: true, raisedAt: s.t.alarm.raisedAt });
+      }
+    } finally {
+      w.stop();
     }
   });
 
