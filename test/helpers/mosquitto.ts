@@ -34,7 +34,8 @@ async function kill(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-export async function startMosquitto(opts: { binary?: string } = {}): Promise<MosquittoBroker> {
+/** `config`: extra mosquitto.conf lines (e.g. the in-flight window and queue deploy/mosquitto/mosquitto.conf sets). */
+export async function startMosquitto(opts: { binary?: string; config?: string[] } = {}): Promise<MosquittoBroker> {
   const dir = await mkdtemp(join(tmpdir(), 'msc-mosquitto-'));
   const port = await freePort();
   const conf = join(dir, 'mosquitto.conf');
@@ -46,6 +47,7 @@ export async function startMosquitto(opts: { binary?: string } = {}): Promise<Mo
     'log_type error',
     'log_type warning',
     'log_type notice',
+    ...(opts.config ?? []),
     '',
   ].join('\n'));
 
