@@ -15,7 +15,8 @@ export interface DeviceLink {
 
 export interface IngestSink {
   /**
-   * Frames from one device, in arrival order. Resolves when they are durable (the journal's
+   * Frames from one device, in arrival order, applied to the device model before it returns (the MQTT
+   * transport hands over the next message without waiting). Resolves when they are durable (the journal's
    * transaction holding them committed, or at once without a journal): MQTT acks QoS 1 after it.
    */
   ingest(deviceId: string, frames: DeviceFrame[], link: DeviceLink): Promise<void>;
