@@ -94,29 +94,6 @@ export function errorText(err: unknown): string {
   return String(err);
 }
 
-/**
- * One promise chain per key: work for a key starts when the key's previous work settled, other keys do not
- * wait. A failure is returned to its caller and does not stop the chain.
- */
-export class KeyedChain {
-  private readonly tails = new Map<string, Promise<void>>();
-
-  run(key: string, work: () => Promise<void>): Promise<void> {
-    const result = (this.tails.get(key) ?? Promise.resolve()).then(work);
-    const tail = result.catch(() => undefined);
-    this.tails.set(key, tail);
-    void tail.then(() => {
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    });
-    return result;
-  }
-
-  /** Settles when all work queued so far has settled. */
-  idle(): Promise<unknown> {
-    return Promise.allSettled([...this.tails.values()]);
-  }
-}
-
 /** Resolves with p's value, or with undefined after ms, whichever is first. */
 export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Backoff } from '../../../src/transports/backoff.js';
-import { KeyedChain, LogThrottle, redactUrl, withTimeout } from '../../../src/transports/types.js';
+import { LogThrottle, redactUrl, withTimeout } from '../../../src/transports/types.js';
 
 describe('Backoff', () => {
   it('doubles from the initial delay to the cap and stays there; reset starts over', () => {
@@ -54,41 +54,6 @@ describe('redactUrl', () => {
     expect(redactUrl('wss://u:p@host:9001/mqtt')).toBe('wss://u@host:9001/mqtt');
     expect(redactUrl('mqtt://127.0.0.1:1883')).toBe('mqtt://127.0.0.1:1883');
     expect(redactUrl('not a url //u:p@x')).not.toContain('p@');
-  });
-});
-
-describe('KeyedChain', () => {
-  it('runs one key\'s work in order, one at a time, without holding back other keys', async () => {
-    const chain = new KeyedChain();
-    const log: string[] = [];
-    const gates = new Map<string, () => void>();
-    const job = (name: string) => () => {
-      log.push(`start ${name}`);
-      return new Promise<void>((resolve) => gates.set(name, () => { log.push(`end ${name}`); resolve(); }));
-    };
-    const a1 = chain.run('A', job('a1'));
-    const a2 = chain.run('A', job('a2'));
-    const b1 = chain.run('B', job('b1'));
-    await Promise.resolve();
-    await Promise.resolve();
-    expect(log).toEqual(['start a1', 'start b1']);
-    gates.get('b1')!();
-    await b1;
-    gates.get('a1')!();
-    await a1;
-    await Promise.resolve();
-    expect(log).toEqual(['start a1', 'start b1', 'end b1', 'end a1', 'start a2']);
-    gates.get('a2')!();
-    await a2;
-    await chain.idle();
-  });
-
-  it('returns a failure to its caller and keeps the chain going', async () => {
-    const chain = new KeyedChain();
-    const failed = chain.run('A', async () => { throw new Error('disk'); });
-    const next = chain.run('A', async () => undefined);
-    await expect(failed).rejects.toThrow('disk');
-    await expect(next).resolves.toBeUndefined();
   });
 });
 
