@@ -1,5 +1,5 @@
 /**
- * The typed event bus between parts (style.md §6). Listeners are registered against an owner so
+ * The typed event bus between parts. Listeners are registered against an owner so
  * that owner.stop() removes them all.
  */
 import { EventEmitter } from 'node:events';

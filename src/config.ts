@@ -1,5 +1,5 @@
 /**
- * Configuration: one zod schema with defaults (style.md §5). Sources, lowest to highest precedence:
+ * Configuration: one zod schema with defaults. Sources, lowest to highest precedence:
  * schema defaults < config file (YAML or JSON) < MSC_* environment < command-line flags.
  * Errors name the offending field path; the CLI exits 2 before anything starts.
  */

@@ -1,5 +1,5 @@
 /**
- * The composition root (style.md §3, §11): builds every part from its slice of the configuration, starts them
+ * The composition root: builds every part from its slice of the configuration, starts them
  * in dependency order and stops them in reverse.
  * Data flow: transports -> protocol -> device hub -> alarms -> journal -> forwarder; API and live stream beside.
  */
@@ -256,7 +256,7 @@ export class Gateway {
     log.info({ http: this.httpUrl, transports: this.transports.map((t) => t.status().source) }, 'msc-gateway started');
   }
 
-  /** Stop intake, drain and persist, close servers (style.md §11). Safe to call twice. */
+  /** Stop intake, drain and persist, close servers. Safe to call twice. */
   stop(): Promise<void> {
     if (!this.stopping) this.stopping = this.doStop();
     return this.stopping;

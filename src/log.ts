@@ -1,4 +1,4 @@
-/** One root logger, JSON lines on stdout; modules take `logger.child({ module })` (style.md, fastify + pino). */
+/** One root logger, JSON lines on stdout; modules take `logger.child({ module })`. */
 import { pino, type Logger } from 'pino';
 
 export type { Logger };

@@ -17,7 +17,7 @@ export { DEFAULT_RULES } from './defaultProfile.js';
 
 export type ProfileResult = { ok: true; profile: AlarmProfile } | { ok: false; errors: string[] };
 
-/** A bad profile file: thrown at start only (configuration is validated once, style.md §5). */
+/** A bad profile file: thrown at start only (configuration is validated once). */
 export class ProfileError extends Error {
   constructor(readonly file: string, readonly errors: string[]) {
     super(`alarm profile ${file} is invalid:\n  ${errors.join('\n  ')}`);

@@ -1,5 +1,5 @@
 /**
- * HTTP API factory (style.md: build the server separately from listen, so tests use inject()).
+ * HTTP API factory: built apart from listen, so tests use inject().
  * Feature routes (alarms, history, commands, …) are registered by the parts that own them.
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync } from 'fastify';

@@ -1,7 +1,7 @@
 /**
  * ICD §2 MQTT binding: same frames as serial, JSON payloads under `<prefix>/<device_id>/<kind>`.
  * The topic is the device's identity. Payloads are validated with zod; what fails is a Discard, never
- * an exception (style.md §4).
+ * an exception.
  */
 import { z } from 'zod';
 import { CMD_ID_RE } from './commands.js';

@@ -1,6 +1,6 @@
 /**
  * ICD §1 serial binding: `$` BODY `*` CRC, one frame per line. Decoding never throws on device bytes:
- * whatever is not a frame comes back as a Discard (style.md §4). The decoder is the hot path of every
+ * whatever is not a frame comes back as a Discard. The decoder is the hot path of every
  * serial port, so it walks char codes instead of splitting and matching regexes per field.
  */
 import { CMD_ID_RE } from './commands.js';

@@ -1,5 +1,5 @@
 /**
- * Frame and command types of the device ICD (../shared/device-icd.md, version 1).
+ * Frame and command types of the device ICD (version 1, docs/icd.md).
  * One shape for both bindings: a serial line and an MQTT payload decode to the same frames.
  */
 
@@ -88,7 +88,7 @@ export const DISCARD_REASONS: readonly DiscardReason[] = [
   'bad_crc', 'too_long', 'malformed', 'unknown_type', 'leading_garbage', 'invalid_json', 'schema',
 ];
 
-/** Device bytes that were not a frame: data, never an exception (style.md §4). */
+/** Device bytes that were not a frame: data, never an exception. */
 export interface Discard {
   type: 'discard';
   reason: DiscardReason;

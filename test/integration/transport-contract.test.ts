@@ -1,5 +1,5 @@
 /**
- * One contract, two transports (style.md §7): whatever carries the device, frames arrive decoded and in order,
+ * One contract, two transports: whatever carries the device, frames arrive decoded and in order,
  * bad input is counted, commands reach the device and a vanished device is reported. Serial runs over a real
  * socat pty pair, MQTT over a real mosquitto; the "device" writes raw ICD lines / payloads by hand so the
  * test does not lean on the codec's encoders. Serial-only scenarios (the pty recreated) are at the end.

@@ -32,7 +32,7 @@ const sample: PersistedAlarms = {
   audioPauses: [{ deviceId: 'D1', until: 99, maxRank: 3, actor: { user: 'u', role: 'operator' } }],
 };
 
-/** One contract, every implementation (style.md §7). */
+/** One contract, every implementation. */
 const implementations: Array<[string, () => () => AlarmStore]> = [
   ['MemoryAlarmStore', () => { const s = new MemoryAlarmStore(); return () => s; }],
   ['FileAlarmStore', () => { const dir = tempDir(); return () => new FileAlarmStore({ dataDir: dir }); }],
