@@ -42,8 +42,11 @@ const CONSOLES = 24;
 const RATE_HZ = 25;
 const WS_CLIENTS = 10;
 const LOAD_MS = 10_000;
-const DELAYS_MS = [0, 2, 5, 10, 20];
-const THROUGHPUT_MESSAGES = 60_000;
+/** MSC_BENCH_INGEST_DELAYS=0,10 measures those points only. */
+const DELAYS_MS = (process.env.MSC_BENCH_INGEST_DELAYS ?? '0,2,5,10,20').split(',').map(Number);
+const THROUGHPUT_MESSAGES = 120_000;
+/** Batches of 50: 300,000 samples, a few seconds of steady state after the gateway's warm-up. */
+const BATCH_MESSAGES = 6_000;
 const PREFIX = 'msc/v1';
 const CHILD_FLAG = '--ingest-bench-child';
 
@@ -199,7 +202,9 @@ async function startGateway(cli: string, brokerUrl: string, clientId: string, en
     log: { level: 'error' },
   }));
   const port = await freePort();
-  const proc = spawn(process.execPath, [cli, '--config', config, '--http', `127.0.0.1:${port}`], {
+  // MSC_BENCH_GATEWAY_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) go to the gateway's node only.
+  const nodeArgs = (process.env.MSC_BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const proc = spawn(process.execPath, [...nodeArgs, cli, '--config', config, '--http', `127.0.0.1:${port}`], {
     env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;
@@ -279,7 +284,8 @@ async function gatewayRate(broker: MosquittoBroker, messages: number, batch: num
         if (!first) throw new Error('drained before the first measurement: raise THROUGHPUT_MESSAGES');
         return (n - first.n) / ((at - first.at) / 1000);
       }
-      await new Promise((r) => setTimeout(r, 50));
+      // Polled 10 times a second: /metrics costs the gateway CPU too.
+      await new Promise((r) => setTimeout(r, 100));
     }
   } finally {
     await gw.stop();
@@ -325,55 +331,77 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 export async function run(): Promise<BenchResult[]> {
   if (!existsSync(CLI)) throw new Error(`${CLI} missing: npm run bench builds it`);
-  const broker = await startMosquitto({ config: ['max_inflight_messages 100', 'max_queued_messages 1000000', 'max_queued_bytes 0'] });
-  const results: BenchResult[] = [];
+  const broker = await startMosquitto({ config: ['max_inflight_messages 100', 'max_queued_messages 1000000', 'max_queued_bytes 0', 'set_tcp_nodelay true'] });
+  // MSC_BENCH_INGEST=single, =batch or =live runs that part only (all three by default).
+  const only = process.env.MSC_BENCH_INGEST ?? '';
   try {
-    // Throughput, one sample per message: the median of 3 alternating pairs.
-    const bare: number[] = [];
-    const gw: number[] = [];
-    for (let i = 0; i < 3; i++) {
-      bare.push(await bareRate(broker, THROUGHPUT_MESSAGES, 1));
-      gw.push(await gatewayRate(broker, THROUGHPUT_MESSAGES, 1));
-    }
-    const ratios = gw.map((g, i) => g / bare[i]);
-    results.push(
-      { name: 'ingest.mqtt.single.gateway', value: median(gw), unit: 'messages/s', target: '>= 15000', note: `runs ${gw.map(Math.round).join(', ')}` },
-      { name: 'ingest.mqtt.single.bare', value: median(bare), unit: 'messages/s', note: `bare MQTT.js QoS 1 subscriber, runs ${bare.map(Math.round).join(', ')}` },
-      { name: 'ingest.mqtt.single.ratio', value: median(ratios), unit: 'x bare', target: '>= 0.5', baseline: 'bare MQTT.js QoS 1, same run', note: `runs ${ratios.map((r) => r.toFixed(2)).join(', ')}` },
-    );
-    const bareB = await bareRate(broker, THROUGHPUT_MESSAGES / 50, 50);
-    const gwB = await gatewayRate(broker, THROUGHPUT_MESSAGES / 50, 50);
-    results.push(
-      { name: 'ingest.mqtt.batch50.gateway', value: gwB, unit: 'samples/s', target: '>= 150000' },
-      { name: 'ingest.mqtt.batch50.ratio', value: gwB / bareB, unit: 'x bare', baseline: `bare ${Math.round(bareB)} samples/s, same run` },
-    );
-
-    // Live latency against fsync delay, per design.
-    const designs: Array<{ design: string; cli: string; durability: string | null }> = [
-      { design: 'relaxed (default)', cli: CLI, durability: 'relaxed' },
-      { design: 'strict', cli: CLI, durability: 'strict' },
+    return [
+      ...(only === '' || only === 'single' ? await singleThroughput(broker) : []),
+      ...(only === '' || only === 'batch' ? await batchThroughput(broker) : []),
+      ...(only === '' || only === 'live' ? await liveCurve(broker) : []),
     ];
-    const beforeCli = process.env.MSC_BENCH_BEFORE_CLI;
-    if (beforeCli) designs.push({ design: 'before (ack after each fsync)', cli: beforeCli, durability: null });
-    const points: CurvePoint[] = [];
-    for (const d of designs) for (const delay of DELAYS_MS) points.push(await livePoint(broker, d.cli, d.design, d.durability, delay));
-    const beforeFile = join(ROOT, 'bench/ingest-before.json');
-    if (beforeCli) writeFileSync(beforeFile, JSON.stringify(points.filter((p) => p.design.startsWith('before')), null, 2) + '\n');
-    else if (existsSync(beforeFile)) points.push(...(JSON.parse(readFileSync(beforeFile, 'utf8')) as CurvePoint[]));
-    for (const p of points.filter((x) => !x.design.startsWith('before'))) {
-      const tag = `${p.design.split(' ')[0]}.fsync+${p.delayMs}ms`;
-      results.push(
-        { name: `ingest.live.${tag}.p99`, value: p.p99, unit: 'ms', target: p.delayMs === 10 && p.design.startsWith('relaxed') ? '< 20' : undefined, note: `p50 ${p.p50} ms` },
-        { name: `ingest.live.${tag}.delivered`, value: Math.round(p.delivered * 10_000) / 100, unit: '%', target: p.delayMs === 10 && p.design.startsWith('relaxed') ? '>= 99.9' : undefined },
-        { name: `ingest.live.${tag}.journalLag`, value: p.journalLagS ?? NaN, unit: 's', note: 'load end until the journal holds every sample (NaN: not within 20 s)' },
-      );
-    }
-    writeFileSync(join(ROOT, 'bench/ingest-points.json'), JSON.stringify(points, null, 2) + '\n');
-    const svg = join(ROOT, 'bench/ingest-latency.svg');
-    writeFileSync(svg, drawLatencyCurve(points));
-    results.push({ name: 'ingest.curve', value: points.length, unit: 'points', note: `drawn in ${svg}` });
   } finally {
     await broker.stop();
   }
+}
+
+/** One sample per message: the median of 3 alternating pairs. */
+async function singleThroughput(broker: MosquittoBroker): Promise<BenchResult[]> {
+  const bare: number[] = [];
+  const gw: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    bare.push(await bareRate(broker, THROUGHPUT_MESSAGES, 1));
+    gw.push(await gatewayRate(broker, THROUGHPUT_MESSAGES, 1));
+  }
+  const ratios = gw.map((g, i) => g / bare[i]);
+  return [
+    { name: 'ingest.mqtt.single.gateway', value: median(gw), unit: 'messages/s', target: '>= 15000', note: `runs ${gw.map(Math.round).join(', ')}` },
+    { name: 'ingest.mqtt.single.bare', value: median(bare), unit: 'messages/s', note: `bare MQTT.js QoS 1 subscriber, runs ${bare.map(Math.round).join(', ')}` },
+    { name: 'ingest.mqtt.single.ratio', value: median(ratios), unit: 'x bare', target: '>= 0.5', baseline: 'bare MQTT.js QoS 1, same run', note: `runs ${ratios.map((r) => r.toFixed(2)).join(', ')}` },
+  ];
+}
+
+/** Batches of 50 samples: the median of 3 alternating pairs. */
+async function batchThroughput(broker: MosquittoBroker): Promise<BenchResult[]> {
+  const bare: number[] = [];
+  const gw: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    bare.push(await bareRate(broker, BATCH_MESSAGES, 50));
+    gw.push(await gatewayRate(broker, BATCH_MESSAGES, 50));
+  }
+  const ratios = gw.map((g, i) => g / bare[i]);
+  return [
+    { name: 'ingest.mqtt.batch50.gateway', value: median(gw), unit: 'samples/s', target: '>= 150000', note: `runs ${gw.map(Math.round).join(', ')}` },
+    { name: 'ingest.mqtt.batch50.ratio', value: median(ratios), unit: 'x bare', baseline: `bare ${Math.round(median(bare))} samples/s, same run`, note: `runs ${ratios.map((r) => r.toFixed(2)).join(', ')}` },
+  ];
+}
+
+/** Live latency and journal lag against fsync delay, per design; draws the curve. */
+async function liveCurve(broker: MosquittoBroker): Promise<BenchResult[]> {
+  const results: BenchResult[] = [];
+  const designs: Array<{ design: string; cli: string; durability: string | null }> = [
+    { design: 'relaxed (default)', cli: CLI, durability: 'relaxed' },
+    { design: 'strict', cli: CLI, durability: 'strict' },
+  ];
+  const beforeCli = process.env.MSC_BENCH_BEFORE_CLI;
+  if (beforeCli) designs.push({ design: 'before (ack after each fsync)', cli: beforeCli, durability: null });
+  const points: CurvePoint[] = [];
+  for (const d of designs) for (const delay of DELAYS_MS) points.push(await livePoint(broker, d.cli, d.design, d.durability, delay));
+  const beforeFile = join(ROOT, 'bench/ingest-before.json');
+  if (beforeCli) writeFileSync(beforeFile, JSON.stringify(points.filter((p) => p.design.startsWith('before')), null, 2) + '\n');
+  else if (existsSync(beforeFile)) points.push(...(JSON.parse(readFileSync(beforeFile, 'utf8')) as CurvePoint[]));
+  for (const p of points.filter((x) => !x.design.startsWith('before'))) {
+    const tag = `${p.design.split(' ')[0]}.fsync+${p.delayMs}ms`;
+    const target = p.delayMs === 10 && p.design.startsWith('relaxed');
+    results.push(
+      { name: `ingest.live.${tag}.p99`, value: p.p99, unit: 'ms', target: target ? '< 20' : undefined, note: `p50 ${p.p50} ms` },
+      { name: `ingest.live.${tag}.delivered`, value: Math.round(p.delivered * 10_000) / 100, unit: '%', target: target ? '>= 99.9' : undefined },
+      { name: `ingest.live.${tag}.journalLag`, value: p.journalLagS ?? NaN, unit: 's', note: 'load end until the journal holds every sample (NaN: not within 20 s)' },
+    );
+  }
+  writeFileSync(join(ROOT, 'bench/ingest-points.json'), JSON.stringify(points, null, 2) + '\n');
+  const svg = join(ROOT, 'bench/ingest-latency.svg');
+  writeFileSync(svg, drawLatencyCurve(points));
+  results.push({ name: 'ingest.curve', value: points.length, unit: 'points', note: `drawn in ${svg}` });
   return results;
 }

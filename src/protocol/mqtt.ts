@@ -84,6 +84,37 @@ function telemetryFrame(data: z.infer<typeof telemetrySchema>): TelemetryFrame {
   return { type: 'T', seq: zero(data.seq), t: zero(data.t), v };
 }
 
+const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+const inRange = (x: unknown, max: number): x is number => Number.isSafeInteger(x) && (x as number) >= 0 && (x as number) <= max;
+
+/**
+ * telemetrySchema's verdict without zod, for the valid case only (telemetry is nearly every message, and zod
+ * costs more than the rest of the decode): the frame when `item` is valid, null when it is not, and the caller
+ * then asks zod for the error text. test/unit/protocol/mqttFast.test.ts holds the two to the same verdict.
+ */
+function telemetryFast(item: unknown): TelemetryFrame | null {
+  if (!isObject(item)) return null;
+  const { seq: s, t, v } = item;
+  if (!inRange(s, 0xffffffff) || !inRange(t, MAX_DEVICE_TIME_MS) || !isObject(v)) return null;
+  const values: ChannelValues = {};
+  for (const key in v) {
+    if (!Object.hasOwn(v, key)) continue;
+    const value = v[key];
+    if (!isChannelKey(key)) return null;
+    if (value === null) values[key] = null;
+    else if (typeof value === 'number' && Number.isFinite(value)) values[key] = zero(value);
+    else return null;
+  }
+  return { type: 'T', seq: zero(s), t: zero(t), v: values };
+}
+
+/** The zod path of decodeMqttPayload's telemetry, for the test that holds telemetryFast to it. */
+export function telemetryBySchema(item: unknown): TelemetryFrame | null {
+  const r = telemetrySchema.safeParse(item);
+  return r.success ? telemetryFrame(r.data) : null;
+}
+export { telemetryFast };
+
 /**
  * One MQTT payload of `kind` from device `topicDeviceId`. telemetry: one object or an array (devices
  * batch up to 100; more are accepted): every invalid element is one `schema` discard, valid ones are
@@ -115,6 +146,11 @@ export function decodeMqttPayload(kind: MqttKind, payload: Buffer | string, topi
       const batch = Array.isArray(json);
       const items: unknown[] = Array.isArray(json) ? json : [json];
       for (let i = 0; i < items.length; i++) {
+        const fast = telemetryFast(items[i]);
+        if (fast) {
+          out.frames.push(fast);
+          continue;
+        }
         const r = telemetrySchema.safeParse(items[i]);
         if (r.success) out.frames.push(telemetryFrame(r.data));
         else {

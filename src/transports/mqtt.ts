@@ -193,6 +193,8 @@ export class MqttTransport implements Transport {
 
   private onConnect(client: MqttClient, connack: IConnackPacket): void {
     if (this.client !== client || this.state === 'stopped') return;
+    // No Nagle: a PUBACK or a command must not wait for the broker's TCP ack of the previous packet.
+    (client.stream as { setNoDelay?: (noDelay: boolean) => void } | undefined)?.setNoDelay?.(true);
     if (this.everConnected) {
       this.reconnects++;
       this.log.info({ tries: this.attempts, sessionPresent: connack.sessionPresent },

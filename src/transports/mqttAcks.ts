@@ -34,6 +34,7 @@ export class OrderedAcks {
   private head = 0;
   private idleWaiters: Array<() => void> = [];
   private sent = 0;
+  private drainQueued = false;
 
   /**
    * Holds the PUBACK of `messageId` until `durable` resolves and every earlier message's has gone. When it
@@ -45,12 +46,12 @@ export class OrderedAcks {
     durable.then(
       () => {
         entry.state = 'durable';
-        this.drain();
+        this.scheduleDrain();
       },
       (err: unknown) => {
         entry.state = 'failed';
         onFailed(err);
-        this.drain();
+        this.scheduleDrain();
       },
     );
   }
@@ -71,16 +72,41 @@ export class OrderedAcks {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /**
+   * One commit makes many messages durable at once: their reactions all run before this microtask, so one
+   * drain writes their PUBACKs in one write per connection instead of one system call each.
+   */
+  private scheduleDrain(): void {
+    if (this.drainQueued) return;
+    this.drainQueued = true;
+    queueMicrotask(() => {
+      this.drainQueued = false;
+      this.drain();
+    });
+  }
+
   private drain(): void {
+    let stream: Writable | null = null;
+    let batch: Buffer[] = [];
+    const flush = () => {
+      if (stream && batch.length > 0 && !stream.destroyed && stream.writable) {
+        stream.write(batch.length === 1 ? batch[0] : Buffer.concat(batch));
+        this.sent += batch.length;
+      }
+      batch = [];
+    };
     while (this.head < this.queue.length) {
       const e = this.queue[this.head];
       if (e.state === 'waiting') break;
       this.head += 1;
-      if (e.state === 'durable' && !e.stream.destroyed && e.stream.writable) {
-        e.stream.write(puback(e.messageId));
-        this.sent += 1;
+      if (e.state !== 'durable') continue;
+      if (e.stream !== stream) {
+        flush();
+        stream = e.stream;
       }
+      batch.push(puback(e.messageId));
     }
+    flush();
     if (this.head > 1024 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head);
       this.head = 0;
