@@ -115,9 +115,20 @@ async function childPublishLive(url: string, ms: number): Promise<{ sent: number
   return { sent };
 }
 
-async function childWsClients(url: string, token: string): Promise<void> {
+/**
+ * The WebSocket clients, and beside them a bare MQTT.js QoS 1 subscriber on the same telemetry: what the
+ * publishers and the broker alone add to the latency on this machine, measured in the same run.
+ */
+async function childWsClients(url: string, token: string, brokerUrl: string): Promise<void> {
   const ages: number[] = [];
+  const bareAges: number[] = [];
   let measuring = false;
+  const bare = await mqttConnect(brokerUrl, { clientId: `bench-live-bare-${process.pid}`, protocolVersion: 5 });
+  (bare.stream as { setNoDelay?: (b: boolean) => void }).setNoDelay?.(true);
+  await bare.subscribeAsync(`${PREFIX}/+/telemetry`, { qos: 1 });
+  bare.on('message', (_topic, payload) => {
+    if (measuring) bareAges.push(Date.now() - (JSON.parse(String(payload)) as { t: number }).t);
+  });
   const sockets = await Promise.all(Array.from({ length: WS_CLIENTS }, () => new Promise<WebSocket>((ok, fail) => {
     const ws = new WebSocket(`${url.replace('http', 'ws')}/ws`, { headers: { authorization: `Bearer ${token}` } });
     ws.once('open', () => {
@@ -136,10 +147,15 @@ async function childWsClients(url: string, token: string): Promise<void> {
     if (m.type === 'start') measuring = true;
     if (m.type === 'stop') {
       measuring = false;
-      ages.sort((a, b) => a - b);
-      const q = (p: number) => (ages.length ? ages[Math.min(ages.length - 1, Math.floor(ages.length * p))] : NaN);
-      process.send!({ type: 'result', received: ages.length, p50: q(0.5), p99: q(0.99) }, () => {
+      const q = (xs: number[], p: number) => {
+        xs.sort((a, b) => a - b);
+        return xs.length ? xs[Math.min(xs.length - 1, Math.floor(xs.length * p))] : NaN;
+      };
+      process.send!({
+        type: 'result', received: ages.length, p50: q(ages, 0.5), p99: q(ages, 0.99), bareP50: q(bareAges, 0.5), bareP99: q(bareAges, 0.99),
+      }, () => {
         for (const ws of sockets) ws.terminate();
+        bare.end(true);
         process.exit(0);
       });
     }
@@ -151,7 +167,7 @@ if (process.argv[2] === CHILD_FLAG) {
   const run = async () => {
     if (role === 'queued') await childPublishQueued(args[0], Number(args[1]), Number(args[2]));
     else if (role === 'live') process.send!({ type: 'result', ...(await childPublishLive(args[0], Number(args[1]))) });
-    else if (role === 'ws') return childWsClients(args[0], args[1]);
+    else if (role === 'ws') return childWsClients(args[0], args[1], args[2]);
     process.exit(0);
   };
   run().catch((err: unknown) => {
@@ -298,7 +314,7 @@ async function gatewayRate(broker: MosquittoBroker, messages: number, batch: num
 async function livePoint(broker: MosquittoBroker, cli: string, design: string, durability: string | null, delayMs: number): Promise<CurvePoint> {
   const gw = await startGateway(cli, broker.url, `bench-live-gw-${randomBytes(3).toString('hex')}`, slowFsyncEnv({ delayMs }), durability);
   try {
-    const ws = child('ws', [gw.url, gw.token]);
+    const ws = child('ws', [gw.url, gw.token, broker.url]);
     await message(ws, 'ready');
     const committedBefore = await gw.committed();
     ws.send({ type: 'start' });
@@ -318,10 +334,13 @@ async function livePoint(broker: MosquittoBroker, cli: string, design: string, d
     // What is still on its way to the clients arrives within a second when the path keeps up.
     await new Promise((res) => setTimeout(res, 1_000));
     ws.send({ type: 'stop' });
-    const r = await message<{ received: number; p50: number; p99: number }>(ws, 'result');
+    const r = await message<{ received: number; p50: number; p99: number; bareP50: number; bareP99: number }>(ws, 'result');
     await exited(ws);
     const lagS = await lag;
-    return { design, delayMs, p50: r.p50, p99: r.p99, delivered: r.received / (sent * WS_CLIENTS), journalLagS: lagS };
+    return {
+      design, delayMs, p50: r.p50, p99: r.p99, delivered: r.received / (sent * WS_CLIENTS), journalLagS: lagS,
+      brokerP50: r.bareP50, brokerP99: r.bareP99,
+    };
   } finally {
     await gw.stop();
   }
@@ -394,7 +413,7 @@ async function liveCurve(broker: MosquittoBroker): Promise<BenchResult[]> {
     const tag = `${p.design.split(' ')[0]}.fsync+${p.delayMs}ms`;
     const target = p.delayMs === 10 && p.design.startsWith('relaxed');
     results.push(
-      { name: `ingest.live.${tag}.p99`, value: p.p99, unit: 'ms', target: target ? '< 20' : undefined, note: `p50 ${p.p50} ms` },
+      { name: `ingest.live.${tag}.p99`, value: p.p99, unit: 'ms', target: target ? '< 20' : undefined, note: `p50 ${p.p50} ms; publishers + broker alone (bare subscriber, same run): p50 ${p.brokerP50 ?? '-'} ms, p99 ${p.brokerP99 ?? '-'} ms` },
       { name: `ingest.live.${tag}.delivered`, value: Math.round(p.delivered * 10_000) / 100, unit: '%', target: target ? '>= 99.9' : undefined },
       { name: `ingest.live.${tag}.journalLag`, value: p.journalLagS ?? NaN, unit: 's', note: 'load end until the journal holds every sample (NaN: not within 20 s)' },
     );

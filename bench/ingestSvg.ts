@@ -11,6 +11,9 @@ export interface CurvePoint {
   delivered: number;
   /** Load end until the journal held every sample, s (NaN: not within the cap). */
   journalLagS: number | null;
+  /** The same samples at a bare MQTT.js subscriber in the same run: the publishers' and the broker's share. */
+  brokerP50?: number;
+  brokerP99?: number;
 }
 
 const W = 460;
