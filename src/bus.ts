@@ -1,8 +1,12 @@
 /**
  * The typed event bus between parts. Listeners are registered against an owner so
  * that owner.stop() removes them all.
+ *
+ * Listeners are isolated: one that throws is counted and logged (throttled) under its owner, and the
+ * listeners after it and the emitter carry on. Without that a bug in one part (say the live stream) would
+ * stop the journal from seeing the sample, and the exception would travel back into the transport, which on
+ * MQTT drops the connection and has the broker deliver the same message again, and again.
  */
-import { EventEmitter } from 'node:events';
 import type {
   AckFrame, ChannelValues, DevicePriority, DiscardReason, HelloFrame, SessionState,
 } from './protocol/types.js';
@@ -72,28 +76,75 @@ export interface BusEvents {
 
 type Listener<K extends keyof BusEvents> = (payload: BusEvents[K]) => void;
 
-export class EventBus {
-  private readonly emitter = new EventEmitter();
-  private readonly owned = new Map<object, Array<[keyof BusEvents, (...args: any[]) => void]>>();
+interface Entry {
+  owner: object;
+  listener: (payload: never) => void;
+}
 
-  constructor() {
-    this.emitter.setMaxListeners(100);
-  }
+export interface BusLogger {
+  error(obj: object, msg: string): void;
+}
+
+/** One log line per owner and event per minute at most; every failure is counted. */
+const LOG_EVERY_MS = 60_000;
+
+export class EventBus {
+  /** Per event, the listeners in registration order; replaced, never mutated, so emit needs no copy. */
+  private readonly listeners = new Map<keyof BusEvents, readonly Entry[]>();
+  private readonly failures = new Map<string, { count: number; loggedAt: number; suppressed: number }>();
+
+  constructor(private readonly opts: { logger?: BusLogger; now?: () => number } = {}) {}
 
   on<K extends keyof BusEvents>(owner: object, event: K, listener: Listener<K>): void {
-    this.emitter.on(event, listener);
-    const list = this.owned.get(owner) ?? [];
-    list.push([event, listener as (...args: any[]) => void]);
-    this.owned.set(owner, list);
+    this.listeners.set(event, [...(this.listeners.get(event) ?? []), { owner, listener: listener as Entry['listener'] }]);
   }
 
   emit<K extends keyof BusEvents>(event: K, payload: BusEvents[K]): void {
-    this.emitter.emit(event, payload);
+    const list = this.listeners.get(event);
+    if (!list) return;
+    for (const e of list) {
+      try {
+        (e.listener as Listener<K>)(payload);
+      } catch (err) {
+        this.failed(event, e.owner, err);
+      }
+    }
   }
 
-  /** Removes every listener that `owner` registered. Safe to call twice. */
   removeOwner(owner: object): void {
-    for (const [event, listener] of this.owned.get(owner) ?? []) this.emitter.off(event, listener);
-    this.owned.delete(owner);
+    for (const [event, list] of this.listeners) this.listeners.set(event, list.filter((e) => e.owner !== owner));
+  }
+
+  /** Exceptions thrown by listeners, per owner (its class name) and event. */
+  listenerFailures(): Array<{ owner: string; event: string; count: number }> {
+    return [...this.failures].map(([key, f]) => {
+      const [owner, event] = key.split('|');
+      return { owner, event, count: f.count };
+    });
+  }
+
+  metricsText(): string {
+    const lines = ['# HELP msc_bus_listener_errors_total Exceptions thrown by a part while handling an event (the others carried on).',
+      '# TYPE msc_bus_listener_errors_total counter'];
+    for (const f of this.listenerFailures()) lines.push(`msc_bus_listener_errors_total{listener="${f.owner}",event="${f.event}"} ${f.count}`);
+    return lines.join('\n') + '\n';
+  }
+
+  private failed(event: keyof BusEvents, owner: object, err: unknown): void {
+    const name = (owner as { constructor?: { name?: string } }).constructor?.name || 'anonymous';
+    const key = `${name}|${event}`;
+    const now = (this.opts.now ?? Date.now)();
+    let f = this.failures.get(key);
+    if (!f) this.failures.set(key, (f = { count: 0, loggedAt: -Infinity, suppressed: 0 }));
+    f.count += 1;
+    if (now - f.loggedAt < LOG_EVERY_MS) {
+      f.suppressed += 1;
+      return;
+    }
+    const error = err instanceof Error ? err.stack ?? err.message : String(err);
+    (this.opts.logger ?? { error: (o: object, m: string) => console.error(m, o) })
+      .error({ listener: name, event, err: error, suppressed: f.suppressed }, `${name} failed handling ${event}; the other parts carried on`);
+    f.loggedAt = now;
+    f.suppressed = 0;
   }
 }

@@ -55,7 +55,7 @@ class JournalUnavailable extends Error {
 }
 
 export class Gateway {
-  readonly bus = new EventBus();
+  readonly bus: EventBus;
   readonly hub: DeviceHub;
   readonly journal: Journal | null;
   readonly alarms: AlarmEngine;
@@ -89,7 +89,7 @@ export class Gateway {
     const log = opts.logger;
     const now = (this.now = opts.now ?? Date.now);
     this.startedAt = now();
-    const bus = this.bus;
+    const bus = (this.bus = new EventBus({ logger: log.child({ module: 'bus' }), now }));
 
     this.journal = config.journal
       ? new Journal({
@@ -330,7 +330,9 @@ export class Gateway {
   }
 
   metricsText(): string {
-    const parts = [this.hub.metricsText(), this.alarms.metricsText(), this.live.metricsText(), this.commands.metricsText()];
+    const parts = [
+      this.hub.metricsText(), this.alarms.metricsText(), this.live.metricsText(), this.commands.metricsText(), this.bus.metricsText(),
+    ];
     // The forwarder's text already carries the journal's lines.
     if (this.forwarder) parts.push(this.forwarder.metricsText());
     else if (this.journal) parts.push(this.journal.metricsText());
