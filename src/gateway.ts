@@ -315,6 +315,7 @@ export class Gateway {
     if (journal && !journal.writable) reasons.push(`journal not writable: ${journal.lastError ?? 'unknown error'}`);
     const forwarder = this.forwarder?.status() ?? null;
     if (forwarder && forwarder.seconds > 60) reasons.push(`InfluxDB backlog ${Math.round(forwarder.seconds)} s behind`);
+    if (forwarder?.loopError) reasons.push(`InfluxDB forwarder restarting after an unexpected error: ${forwarder.loopError}`);
     const ready = this.started && (transports.length === 0 || transports.some((t) => t.up)) && (journal?.writable ?? true);
     return {
       status: reasons.length === 0 ? 'ok' : 'degraded',

@@ -47,6 +47,10 @@ export interface ForwarderStatus {
   batches: number;
   errors: number;
   target: string;
+  /** Times the forwarding loop ended on an unexpected error and was started again. */
+  restarts: number;
+  /** The last such error while it keeps failing; null once a batch has gone through since. */
+  loopError: string | null;
 }
 
 interface Batch {
@@ -62,6 +66,8 @@ const DEFAULT_IN_FLIGHT = 2;
 const CURSOR_PERSIST_MS = 1_000;
 /** Rows read and encoded between two turns of the event loop. */
 const CHUNK_ROWS = 500;
+/** Consecutive loop failures that raise FORWARDER_FAILURE. */
+const LOOP_FAILURES_ALARM = 3;
 /** "Caught up" for the backlog alarm: within a few batch windows of real time. */
 const CAUGHT_UP_SECONDS = 5;
 
@@ -79,7 +85,12 @@ export class InfluxForwarder {
   private backlogTimer: NodeJS.Timeout | null = null;
   private databaseReady = false;
   private backlogActive = false;
-  private counters = { written: 0, batches: 0, errors: 0 };
+  private counters = { written: 0, batches: 0, errors: 0, restarts: 0 };
+  /** Loop failures since the last confirmed batch, and the last one's text. */
+  private loopFailures = 0;
+  private loopError: string | null = null;
+  private loopAlarm = false;
+  private readonly loopBackoff: ExponentialBackoff;
   private lastError: string | null = null;
   private connected = false;
   private lastBacklog = { lines: 0, seconds: 0 };
@@ -101,6 +112,7 @@ export class InfluxForwarder {
     this.influx = createInfluxClient(opts.config);
     this.target = this.influx.redacted;
     this.backoff = new ExponentialBackoff({ minMs: opts.config.retryMinMs ?? 250, maxMs: opts.config.retryMaxMs ?? 30_000 });
+    this.loopBackoff = new ExponentialBackoff({ minMs: opts.config.retryMinMs ?? 250, maxMs: opts.config.retryMaxMs ?? 30_000 });
   }
 
   async start(): Promise<void> {
@@ -108,7 +120,36 @@ export class InfluxForwarder {
     this.running = true;
     this.backlogTimer = setInterval(() => this.checkBacklog(), 1_000);
     this.backlogTimer.unref();
-    this.loop = this.run().catch((err) => this.log.error({ err: String(err) }, 'forwarder: loop ended by a bug'));
+    this.loop = this.supervise();
+  }
+
+  /**
+   * The forwarding loop handles every InfluxDB and journal error itself; what still ends it is a bug. It must
+   * not end forwarding for good while /healthz says ok: start it again from the confirmed cursors with
+   * backoff, count it, and raise FORWARDER_FAILURE (MEDIUM) while it keeps failing.
+   */
+  private async supervise(): Promise<void> {
+    while (this.running) {
+      try {
+        await this.run();
+        return;
+      } catch (err) {
+        this.counters.restarts += 1;
+        this.loopFailures += 1;
+        this.loopError = err instanceof Error ? err.message : String(err);
+        this.cursors = null; // re-read the persisted (confirmed) cursors: nothing is skipped
+        this.log.error({ err: err instanceof Error ? err.stack : String(err), failures: this.loopFailures },
+          'forwarder: loop ended by an unexpected error; restarting');
+        if (this.loopFailures >= LOOP_FAILURES_ALARM && !this.loopAlarm) {
+          this.loopAlarm = true;
+          this.opts.onCondition?.({
+            rule: 'FORWARDER_FAILURE', priority: 'MEDIUM', active: true,
+            message: `InfluxDB forwarding keeps failing (${this.loopFailures} restarts): ${this.loopError}`,
+          });
+        }
+        if (this.running) await this.sleep(this.loopBackoff.next(this.opts.random ?? Math.random));
+      }
+    }
   }
 
   /** Stops after the write in flight (bounded by the request timeout). Safe to call twice. */
@@ -124,6 +165,7 @@ export class InfluxForwarder {
     this.measureBacklog();
     return {
       ...this.lastBacklog, lastError: this.lastError, connected: this.connected, ...this.counters, target: this.target,
+      loopError: this.loopError,
     };
   }
 
@@ -189,6 +231,7 @@ export class InfluxForwarder {
 
   /** InfluxDB answered 2xx for this batch and every one before it: move the persisted cursor. */
   private confirm(batch: Batch): void {
+    if (this.loopFailures > 0) this.loopRecovered();
     this.counters.written += batch.lines;
     this.counters.batches += 1;
     this.cursors = batch.cursors;
@@ -307,6 +350,15 @@ export class InfluxForwarder {
     } catch (err) {
       this.lastError = `backlog measurement failed: ${(err as Error).message}`;
     }
+  }
+
+  private loopRecovered(): void {
+    this.loopFailures = 0;
+    this.loopError = null;
+    this.loopBackoff.reset();
+    if (!this.loopAlarm) return;
+    this.loopAlarm = false;
+    this.opts.onCondition?.({ rule: 'FORWARDER_FAILURE', priority: 'MEDIUM', active: false, message: `InfluxDB forwarding works again (${this.target})` });
   }
 
   private checkBacklog(): void {

@@ -31,5 +31,6 @@ export function forwarderMetricsText(s: ForwarderStatus): string {
     ['msc_forwarder_batches_total', 'counter', s.batches],
     ['msc_forwarder_errors_total', 'counter', s.errors],
     ['msc_forwarder_connected', 'gauge', s.connected ? 1 : 0],
+    ['msc_forwarder_restarts_total', 'counter', s.restarts],
   ]);
 }

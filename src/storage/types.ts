@@ -15,7 +15,7 @@ export type Stream = (typeof STREAMS)[number];
  * (`setExternalCondition`). `rule` is stable so the alarm instance id is stable.
  */
 export interface StorageCondition {
-  rule: 'STORAGE_FAILURE' | 'STORAGE_BACKLOG';
+  rule: 'STORAGE_FAILURE' | 'STORAGE_BACKLOG' | 'FORWARDER_FAILURE';
   priority: AlarmPriority;
   active: boolean;
   message: string;
