@@ -12,6 +12,7 @@ import { escape } from 'influx';
 import type { DeviceSnapshot } from '../model/types.js';
 import type { ForwarderStatus } from '../storage/forwarder.js';
 import { createInfluxClient, postLines, type InfluxTarget } from '../storage/influxConfig.js';
+import { nanos } from '../storage/influxLines.js';
 import { readCursor, writeCursors } from '../storage/journalQueries.js';
 import type { Db } from '../storage/schema.js';
 import type { JournalStatus } from '../storage/types.js';
@@ -80,7 +81,7 @@ export class FleetStatusWriter {
       ];
       if (d.sessionId) fields.push(`session=${str(d.sessionId)}`);
       if (d.clockOffsetMs !== null) fields.push(`clock_offset_ms=${d.clockOffsetMs}`);
-      lines.push(`gateway_device,device=${tag(d.id)},gateway=${gw} ${fields.join(',')} ${at}`);
+      lines.push(`gateway_device,device=${tag(d.id)},gateway=${gw} ${fields.join(',')} ${nanos(at, 0)}`);
     }
     const f = this.opts.forwarder();
     const j = this.opts.journal();
@@ -88,7 +89,7 @@ export class FleetStatusWriter {
     if (f) fields.push(`backlog_lines=${f.lines}i`, `backlog_seconds=${f.seconds}`, `influx_connected=${f.connected}`);
     if (j) fields.push(`journal_writable=${j.writable}`, `journal_pending=${j.pending}i`, `journal_dropped=${j.droppedWhileFailed}i`);
     fields.push(`devices=${this.opts.devices().length}i`);
-    lines.push(`gateway,gateway=${gw} ${fields.join(',')} ${at}`);
+    lines.push(`gateway,gateway=${gw} ${fields.join(',')} ${nanos(at, 0)}`);
     return lines;
   }
 
@@ -121,7 +122,7 @@ export class FleetStatusWriter {
       if (a.subtype) fields.push(`subtype=${str(a.subtype)}`);
       if (a.session) fields.push(`session=${str(a.session)}`);
       // Tag `id`: two annotations of one kind at the same millisecond must stay two points.
-      return `annotation,device=${tag(a.device)},kind=${tag(a.kind)},id=${a.id} ${fields.join(',')} ${a.t}`;
+      return `annotation,device=${tag(a.device)},kind=${tag(a.kind)},id=${a.id} ${fields.join(',')} ${nanos(a.t, 0)}`;
     });
     await postLines(this.target, lines.join('\n'), 10_000);
     writeCursors(db, CURSOR, { annotation: rows[rows.length - 1].id });

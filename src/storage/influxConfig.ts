@@ -20,7 +20,7 @@ export interface InfluxTarget {
 
 export interface ResolvedTarget {
   database: string;
-  /** POST target for line protocol: `<base>/write?db=…&precision=ms`. */
+  /** POST target for line protocol: `<base>/write?db=…&precision=ns` (influxLines.ts: sub-millisecond identity). */
   writeUrl: string;
   /** Authorization header for our own /write requests (Basic or Token), if any. */
   authorization: string | null;
@@ -76,7 +76,7 @@ export function resolveInfluxTarget(target: InfluxTarget, schema: ISchemaOptions
     authorization = `Basic ${Buffer.from(`${options.username}:${options.password}`).toString('base64')}`;
   }
   const base = `${u.protocol}//${u.hostname}:${options.port}${options.path}`;
-  const writeUrl = `${base}/write?${new URLSearchParams({ db: database, precision: 'ms' })}`;
+  const writeUrl = `${base}/write?${new URLSearchParams({ db: database, precision: 'ns' })}`;
   return { database, writeUrl, authorization, redacted: redact(target.url), options };
 }
 

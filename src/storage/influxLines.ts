@@ -3,7 +3,14 @@
  *
  * Every line carries its own timestamp (device time for device data, gateway time for alarms) and
  * a fixed tag set, so re-sending a batch after a failed or unconfirmed write overwrites the same
- * points instead of adding new ones (issue 4: idempotent writes). Field types are fixed here
+ * points instead of adding new ones (idempotent writes).
+ *
+ * Timestamps are nanoseconds: the millisecond, then six digits from the row's own identity (the frame's
+ * seq for device data, the journal id for alarms). InfluxDB keeps one point per series and timestamp, and
+ * the ICD does not promise distinct device times: a coarse device clock gives many samples the same
+ * millisecond, which at millisecond precision overwrote each other. The sub-millisecond part is derived,
+ * never random, so a batch sent again still lands on the same points; read back at ms precision the
+ * time is the device millisecond again. Field types are fixed here
  * (`seq` integer, channels float, whatever digits a value has), so no write meets a type conflict.
  *
  * Escaping is the `influx` client's (`escape.tag`, `escape.quoted`); the assembly is ours: the
@@ -37,7 +44,11 @@ function oneLine(s: string): string {
 }
 
 const str = (s: string) => escape.quoted(oneLine(s));
-const timestamp = (t: number) => (Number.isInteger(t) ? t : Math.round(t));
+/** `t` (ms) and a row's identity as a nanosecond timestamp, built as text (it is beyond 2^53). */
+export function nanos(t: number, identity: number): string {
+  const ms = Number.isInteger(t) ? t : Math.round(t);
+  return `${ms}${String(identity % 1_000_000).padStart(6, '0')}`;
+}
 
 /**
  * The hot path of a drain: the journal's JSON (written by JSON.stringify from numbers and nulls,
@@ -90,7 +101,7 @@ export function parseFields(text: string, fieldPrefix: (key: string) => string):
 }
 
 export interface LineBatch {
-  /** Lines joined by `\n`, ready for POST /write?precision=ms. */
+  /** Lines joined by `\n`, ready for POST /write?precision=ns. */
   body: string;
   lines: number;
   /** Id of the last row read (the cursor after a 2xx); unchanged when nothing was read. */
@@ -142,14 +153,14 @@ export class LineReader {
         return `state${this.tagPair('device', r[1])} seq=${r[3]}i,state=${str(r[5] as string)}`
           + (r[6] === null ? '' : `,previous=${str(r[6] as string)}`)
           + (r[2] === null ? '' : `,session=${str(r[2] as string)}`)
-          + ` ${timestamp(r[4] as number)}`;
+          + ` ${nanos(r[4] as number, r[3] as number)}`;
       case 'event':
         return `device_event${this.tagPair('device', r[1])}${this.tagPair('code', r[5])}${this.tagPair('prio', r[6])}`
           + ` seq=${r[3]}i,active=${r[7] === 1},text=${str(r[8] as string)}`
           + (r[2] === null ? '' : `,session=${str(r[2] as string)}`)
-          + ` ${timestamp(r[4] as number)}`;
+          + ` ${nanos(r[4] as number, r[3] as number)}`;
       case 'alarm':
-        return this.alarm(JSON.parse(r[1] as string) as AlarmTransition);
+        return this.alarm(JSON.parse(r[1] as string) as AlarmTransition, r[0] as number);
     }
   }
 
@@ -161,7 +172,7 @@ export class LineReader {
       this.prefixes.set(key, prefix);
     }
     const fields = scanFields(values, this.fieldPrefix) ?? parseFields(values, this.fieldPrefix);
-    return `${prefix}${seq}i${fields} ${timestamp(t)}`;
+    return `${prefix}${seq}i${fields} ${nanos(t, seq)}`;
   }
 
   /** `,QB=`: a channel's escaped field key with its separators, built once per key. */
@@ -174,7 +185,7 @@ export class LineReader {
     return p;
   };
 
-  private alarm(a: AlarmTransition): string {
+  private alarm(a: AlarmTransition, id: number): string {
     const fields: string[] = [
       `alarm_id=${str(a.alarm.id)}`, `source=${str(a.alarm.source)}`, `priority=${str(a.alarm.priority)}`,
       `from=${str(a.from)}`, `to=${str(a.to)}`, `active=${a.alarm.active}`, `message=${str(a.alarm.message)}`,
@@ -185,7 +196,7 @@ export class LineReader {
     if (a.reason !== null) fields.push(`reason=${str(a.reason)}`);
     if (a.alarm.sessionId !== null) fields.push(`session=${str(a.alarm.sessionId)}`);
     return `alarm${this.tagPair('device', a.alarm.device)}${this.tagPair('rule', a.alarm.rule)}${this.tagPair('kind', a.kind)}`
-      + ` ${fields.join(',')} ${timestamp(a.at)}`;
+      + ` ${fields.join(',')} ${nanos(a.at, id)}`;
   }
 
   /** `,name=value`, or nothing: line protocol has no empty tag value (an absent session is an absent tag). */

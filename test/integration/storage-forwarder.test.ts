@@ -222,6 +222,37 @@ describe('HistoryService against InfluxDB', () => {
     expect(raw.samples[0]).toEqual({ t: T0 + 1_000, v: { PV: null } });
   }, 30_000);
 
+  it('keeps every sample of a console whose clock repeats milliseconds, idempotently, and reads them back', async () => {
+    // A coarse device clock: 2,000 samples over 40 distinct device times, 50 per millisecond; two consoles alike.
+    for (const deviceId of ['MSC-0001', 'MSC-0002']) {
+      for (let i = 0; i < 2_000; i++) journal.appendTelemetry(sample(i + 1, { QB: i, TR: 37 }, { deviceId, t: T0 + Math.floor(i / 50) * 10 }));
+    }
+    journal.appendEvent(deviceEvent(5_001, 'AIR_DETECTED', { t: T0 }));
+    journal.appendEvent(deviceEvent(5_002, 'AIR_DETECTED', { t: T0 }));
+    await journal.committed();
+    expect(journalCount('telemetry')).toBe(4_000);
+    const f = forwarder({ batchLines: 700 });
+    await f.start();
+    await waitFor(caughtUp(f), { timeoutMs: 20_000 });
+    expect(await influxCount('SELECT count("seq") FROM "telemetry"')).toBe(4_000);
+    expect(await influxCount(`SELECT count("seq") FROM "telemetry" WHERE "device" = 'MSC-0002'`)).toBe(2_000);
+    expect(await influxCount('SELECT count("seq") FROM "device_event"')).toBe(2);
+    // Sent again from the start (a lost confirmation): the same points, not new ones.
+    await f.stop();
+    journal.database()!.prepare('DELETE FROM cursor').run();
+    const again = forwarder();
+    await again.start();
+    await waitFor(() => again.status().written >= 4_002, { timeoutMs: 20_000, message: 'everything sent a second time' });
+    expect(await influxCount('SELECT count("seq") FROM "telemetry"')).toBe(4_000);
+    // Read back at millisecond precision: all 50 samples of one device millisecond, in seq order.
+    const history = new HistoryService({ journal, influx: { url: `${influxd.url}/${dbName}` } });
+    const one = await history.telemetry('MSC-0001', { from: T0 + 100, to: T0 + 101, channels: ['QB'] });
+    expect(one.source).toBe('influx');
+    expect(one.samples).toHaveLength(50);
+    expect(one.samples.map((p) => p.t)).toEqual(Array(50).fill(T0 + 100));
+    expect(one.samples.map((p) => p.v.QB)).toEqual(Array.from({ length: 50 }, (_, k) => 500 + k));
+  }, 60_000);
+
   it('falls back to the journal when InfluxDB does not answer', async () => {
     journal.appendTelemetry(sample(1, { QB: 150 }));
     await journal.committed();

@@ -25,15 +25,15 @@ function writer(devices: DeviceSnapshot[]) {
 }
 
 describe('FleetStatusWriter.statusLines', () => {
-  it('one gateway_device point per console (escaped tags, integer counters, loss of expected frames) and one gateway point', () => {
+  it('one gateway_device point per console (escaped tags, integer counters, loss of expected frames) and one gateway point, in ns', () => {
     const lines = writer([device(), device({ id: 'MSC-0002', link: 'lost', state: null, sessionId: null, clockOffsetMs: null })]).statusLines(T);
     expect(lines).toEqual([
       'gateway_device,device=MSC\\ 0001,gateway=ward-pc link="connected",link_up=1i,state="RUNNING",frames=990i,frames_lost=10i,'
-        + 'seq_gaps=2i,duplicates=1i,reconnects=3i,loss_pct=1,session="S-1",clock_offset_ms=-12 ' + T,
+        + 'seq_gaps=2i,duplicates=1i,reconnects=3i,loss_pct=1,session="S-1",clock_offset_ms=-12 ' + T + '000000',
       'gateway_device,device=MSC-0002,gateway=ward-pc link="lost",link_up=0i,state="UNKNOWN",frames=990i,frames_lost=10i,'
-        + 'seq_gaps=2i,duplicates=1i,reconnects=3i,loss_pct=1 ' + T,
+        + 'seq_gaps=2i,duplicates=1i,reconnects=3i,loss_pct=1 ' + T + '000000',
       'gateway,gateway=ward-pc backlog_lines=42i,backlog_seconds=3.5,influx_connected=true,journal_writable=true,journal_pending=7i,'
-        + 'journal_dropped=0i,devices=2i ' + T,
+        + 'journal_dropped=0i,devices=2i ' + T + '000000',
     ]);
   });
 

@@ -14,15 +14,15 @@ describe('resolveInfluxTarget', () => {
     const r = resolveInfluxTarget({ url: 'https://influx.example:8443/proxy/v1/trial_db' });
     expect(r.database).toBe('trial_db');
     expect(r.options).toMatchObject({ host: 'influx.example', port: 8443, protocol: 'https', path: '/proxy/v1' });
-    expect(r.writeUrl).toBe('https://influx.example:8443/proxy/v1/write?db=trial_db&precision=ms');
+    expect(r.writeUrl).toBe('https://influx.example:8443/proxy/v1/write?db=trial_db&precision=ns');
     expect(resolveInfluxTarget({ url: 'http://127.0.0.1/msc' }).options).toMatchObject({ port: 8086, path: '' });
-    expect(resolveInfluxTarget({ url: 'http://127.0.0.1/msc' }).writeUrl).toBe('http://127.0.0.1:8086/write?db=msc&precision=ms');
+    expect(resolveInfluxTarget({ url: 'http://127.0.0.1/msc' }).writeUrl).toBe('http://127.0.0.1:8086/write?db=msc&precision=ns');
   });
 
   it('uses user:pass as Basic auth and redacts it from what it logs', () => {
     const r = resolveInfluxTarget({ url: 'http://gw:s%40cret@db:8086/msc' });
     expect(r.options).toMatchObject({ username: 'gw', password: 's@cret' });
-    expect(r.writeUrl).toBe('http://db:8086/write?db=msc&precision=ms');
+    expect(r.writeUrl).toBe('http://db:8086/write?db=msc&precision=ns');
     expect(r.redacted).toBe('http://***@db:8086/msc');
     expect(redact('http://a:b@h/x')).not.toContain('b@');
   });
@@ -54,9 +54,9 @@ describe('postLines on the wire', () => {
   afterEach(() => new Promise<void>((r) => server.close(() => r())));
   const port = () => (server.address() as AddressInfo).port;
 
-  it('sends Authorization: Token when a token is configured, to /write with ms precision', async () => {
+  it('sends Authorization: Token when a token is configured, to /write with ns precision', async () => {
     await postLines(resolveInfluxTarget({ url: `http://127.0.0.1:${port()}/msc`, token: 'tok123' }), `m x=1 ${T0}`, 5_000);
-    expect(seen[0]).toMatchObject({ url: '/write?db=msc&precision=ms', body: `m x=1 ${T0}` });
+    expect(seen[0]).toMatchObject({ url: '/write?db=msc&precision=ns', body: `m x=1 ${T0}` });
     expect(seen[0].headers.authorization).toBe('Token tok123');
   });
 
@@ -100,19 +100,19 @@ describe('LineReader', () => {
     const db = journal.database()!;
     const tel = reader.read(db, 'telemetry', 0, 10);
     expect(tel.body.split('\n')).toEqual([
-      `telemetry,device=MSC\\ 1 seq=1i,QB=150,PA=-85.4,ch_seq=3,NEW\\ CH=1,faults="PV" ${T0 + 40}`,
-      `telemetry,device=MSC-0001,session=S-1 seq=2i,QB=150.5 ${T0 + 80}`,
+      `telemetry,device=MSC\\ 1 seq=1i,QB=150,PA=-85.4,ch_seq=3,NEW\\ CH=1,faults="PV" ${T0 + 40}000001`,
+      `telemetry,device=MSC-0001,session=S-1 seq=2i,QB=150.5 ${T0 + 80}000002`,
     ]);
     expect(tel).toMatchObject({ lines: 2, lastId: 2 });
     expect(reader.read(db, 'state', 0, 10).body).toBe(
-      `state,device=MSC-0001 seq=3i,state="RUNNING",previous="PRIMED",session="S-1" ${T0 + 120}`,
+      `state,device=MSC-0001 seq=3i,state="RUNNING",previous="PRIMED",session="S-1" ${T0 + 120}000003`,
     );
     expect(reader.read(db, 'event', 0, 10).body).toBe(
-      `device_event,device=MSC-0001,code=AIR_DETECTED,prio=H seq=4i,active=true,text="Air \\"detected\\" in line",session="S-1" ${T0 + 160}`,
+      `device_event,device=MSC-0001,code=AIR_DETECTED,prio=H seq=4i,active=true,text="Air \\"detected\\" in line",session="S-1" ${T0 + 160}000004`,
     );
     expect(reader.read(db, 'alarm', 0, 10).body).toBe(
       'alarm,device=MSC-0001,rule=PV_HIGH,kind=raise alarm_id="MSC-0001:PV_HIGH",source="process",priority="HIGH",'
-        + `from="NORMAL",to="UNACK",active=true,message="Venous pressure high",value="312.5",limit="300",session="S-1" ${T0 + 500}`,
+        + `from="NORMAL",to="UNACK",active=true,message="Venous pressure high",value="312.5",limit="300",session="S-1" ${T0 + 500}000001`,
     );
     expect(reader.read(db, 'telemetry', 2, 10)).toEqual({ body: '', lines: 0, lastId: 2 });
     expect(reader.read(db, 'telemetry', 0, 1)).toMatchObject({ lines: 1, lastId: 1 });
