@@ -220,6 +220,11 @@ export class Gateway {
     this.sessions?.start();
     this.tokens.start();
     this.alarms.start();
+    // The limits in force are not the ones the engineer set: HIGH until an engineer confirms or fixes the profile.
+    this.alarmProfiles.onProblem((problem) => this.alarms.setExternalCondition({
+      device: 'gateway', rule: 'ALARM_PROFILE', priority: 'HIGH', active: problem !== null,
+      message: problem ?? 'alarm profile confirmed or fixed by an engineer',
+    }));
     this.auditor.start();
     this.commands.start();
     this.hub.start();
@@ -315,6 +320,7 @@ export class Gateway {
     if (journal && !journal.writable) reasons.push(`journal not writable: ${journal.lastError ?? 'unknown error'}`);
     const forwarder = this.forwarder?.status() ?? null;
     if (forwarder && forwarder.seconds > 60) reasons.push(`InfluxDB backlog ${Math.round(forwarder.seconds)} s behind`);
+    if (this.alarmProfiles.loadProblem) reasons.push(`alarm profile changes not in force: ${this.alarmProfiles.loadProblem}`);
     if (forwarder?.loopError) reasons.push(`InfluxDB forwarder restarting after an unexpected error: ${forwarder.loopError}`);
     const ready = this.started && (transports.length === 0 || transports.some((t) => t.up)) && (journal?.writable ?? true);
     return {

@@ -3,10 +3,13 @@
  * profile document they produce (the rule language of docs/alarms.md) is kept in `<dataDir>/alarm-profile.json`,
  * written atomically, and applied at start on top of the configuration's profile (`config.alarms.profile` or
  * the default). A file that cannot be used never stops the gateway: it is moved aside, the configuration's
- * profile is used, and the problem is logged at error level.
+ * profile is used, and the problem is logged at error level and reported (`problem`, `onProblem`): the gateway
+ * raises ALARM_PROFILE (HIGH), because the limits in force are then not the ones the engineer set and the
+ * bedside must know. The problem stands, across restarts, until an engineer confirms it (`confirm()`) or saves
+ * a new profile: a set-aside file is `<file>.corrupt-<ts>` until then, `<file>.corrupt-<ts>.confirmed` after.
  */
-import { readFileSync, renameSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync, readFileSync, renameSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 import type { Logger } from '../log.js';
 import { writeFileAtomic } from '../util/atomicFile.js';
@@ -42,9 +45,28 @@ export class AlarmProfileStore {
   readonly file: string;
   private document: ProfileDocument = {};
   private problem: string | null = null;
+  private listener: ((problem: string | null) => void) | null = null;
 
   constructor(private readonly opts: AlarmProfileStoreOptions) {
     this.file = join(opts.dataDir, opts.fileName ?? 'alarm-profile.json');
+  }
+
+  /** Called with the problem now (at once) and whenever it changes (null: confirmed or fixed). */
+  onProblem(listener: (problem: string | null) => void): void {
+    this.listener = listener;
+    listener(this.problem);
+  }
+
+  /**
+   * An engineer has seen the problem and accepts the profile in force: the set-aside files are marked
+   * confirmed and the problem is cleared. Returns what was confirmed, or null when there was nothing to confirm.
+   */
+  confirm(): string | null {
+    const problem = this.problem;
+    if (problem === null) return null;
+    this.markSetAsideConfirmed();
+    this.setProblem(null);
+    return problem;
   }
 
   /** The configuration's profile, without the run-time document. */
@@ -52,7 +74,7 @@ export class AlarmProfileStore {
     return this.opts.base;
   }
 
-  /** Why the stored document was not used at the last load(), or null. */
+  /** Why the stored changes are not in force (from load(), until confirmed or fixed), or null. */
   get loadProblem(): string | null {
     return this.problem;
   }
@@ -68,7 +90,16 @@ export class AlarmProfileStore {
     try {
       text = readFileSync(this.file, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return this.opts.base;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        // Set aside at an earlier start and not yet confirmed: the configured profile still runs in its place.
+        const pending = this.setAsideUnconfirmed();
+        if (pending.length > 0) {
+          this.problem = `stored alarm profile changes were set aside as unusable (${pending.join(', ')}) and are not in force;`
+            + ' the configured profile runs until an engineer confirms it or saves a new profile';
+          this.opts.logger.error({ file: this.file, setAside: pending }, 'stored alarm profile changes NOT applied (set aside earlier, not confirmed)');
+        }
+        return this.opts.base;
+      }
       // Unreadable (permissions, I/O): left in place, it may be readable again after the fault is fixed.
       return this.unusable(`cannot read ${this.file}: ${(err as Error).message}`, false);
     }
@@ -109,6 +140,37 @@ export class AlarmProfileStore {
     const stored = { format: 1, changedAt: (this.opts.now ?? Date.now)(), ...change, profile: document };
     writeFileAtomic(this.file, JSON.stringify(stored, null, 2) + '\n');
     this.document = structuredClone(document);
+    // A profile saved by an engineer replaces whatever was set aside: that is the fix.
+    if (this.problem !== null) {
+      this.markSetAsideConfirmed();
+      this.setProblem(null);
+    }
+  }
+
+  private setProblem(problem: string | null): void {
+    this.problem = problem;
+    this.listener?.(problem);
+  }
+
+  /** `<file>.corrupt-<ts>` files not yet confirmed. */
+  private setAsideUnconfirmed(): string[] {
+    const prefix = `${basename(this.file)}.corrupt-`;
+    try {
+      return readdirSync(dirname(this.file)).filter((f) => f.startsWith(prefix) && !f.endsWith('.confirmed')).sort();
+    } catch {
+      return [];
+    }
+  }
+
+  private markSetAsideConfirmed(): void {
+    for (const f of this.setAsideUnconfirmed()) {
+      const path = join(dirname(this.file), f);
+      try {
+        renameSync(path, `${path}.confirmed`);
+      } catch (err) {
+        this.opts.logger.warn({ file: path, err: (err as Error).message }, 'could not mark a set-aside alarm profile as confirmed');
+      }
+    }
   }
 
   private unusable(problem: string, setAside: boolean): AlarmProfile {
@@ -123,7 +185,7 @@ export class AlarmProfileStore {
         message += ` (could not be moved aside: ${(err as Error).message})`;
       }
     }
-    this.problem = message;
+    this.setProblem(`${message}; the configured profile runs until an engineer confirms it or saves a new profile`);
     this.opts.logger.error({ file: this.file, problem: message },
       'stored alarm profile changes NOT applied: running with the configured alarm profile');
     return this.opts.base;

@@ -52,6 +52,7 @@ const LIMITS_BODY_LIMIT = 4096;
 
 const Reason = z.string().trim().min(1, 'a reason is required').max(REASON_MAX);
 const ProfileBody = z.strictObject({ profile: ProfileFileSchema, reason: Reason });
+const ConfirmBody = z.strictObject({ reason: Reason });
 const LimitsBody = z.strictObject({
   rule: z.string().regex(/^[A-Z][A-Z0-9_]*$/, 'a rule id such as PV_HIGH'),
   limit: z.number().finite(),
@@ -237,5 +238,31 @@ export async function alarmProfileRoutes(app: FastifyInstance, opts: AlarmProfil
       device: deviceId, rule: engine.rulesOf(deviceId).rules.find((r) => r.id === rule.id) ?? null,
       old, new: next, auditId: record.id,
     };
+  });
+
+  /**
+   * The stored profile changes could not be used and the configured profile runs instead (ALARM_PROFILE, HIGH):
+   * an engineer who has checked the limits in force confirms it, with a reason, audited. Saving a new profile
+   * (above) also clears it.
+   */
+  app.post('/api/alarms/profile/confirm', async (req, reply) => {
+    const body = ConfirmBody.safeParse(req.body ?? {});
+    if (!body.success) return badRequest(reply, issuesOf(body.error));
+    const problem = store.loadProblem;
+    if (problem === null) return reply.code(409).send({ error: 'nothing_to_confirm', message: 'the stored alarm profile is in force' });
+    const actor = actorOf(req);
+    let record: AuditRecord;
+    try {
+      record = audit.append({
+        user: actor.user, role: actor.role, device: null, action: 'alarm.profile.confirm', outcome: 'accepted',
+        detail: { problem, reason: body.data.reason },
+      });
+    } catch (err) {
+      req.log.error({ err }, 'audit unavailable: alarm profile confirmation refused');
+      return reply.code(503).send({ error: 'audit_unavailable', message: 'the audit trail cannot be written: nothing was confirmed' });
+    }
+    store.confirm();
+    req.log.info({ user: actor.user, auditId: record.id }, 'alarm profile in force confirmed by an engineer');
+    return { confirmed: problem, profile: engine.currentProfile(), auditId: record.id };
   });
 }

@@ -39,6 +39,7 @@ const TABLE: Readonly<Record<string, RouteAccess>> = Object.freeze({
   // Alarm-limit and rule changes (issue 5: engineer).
   'GET /api/alarms/profile': 'viewer',
   'PUT /api/alarms/profile': 'engineer',
+  'POST /api/alarms/profile/confirm': 'engineer',
   'PUT /api/devices/:id/limits': 'engineer',
 
   'GET /api/annotations': 'viewer',

@@ -206,6 +206,50 @@ describe('alarm profile changes (issue 5)', () => {
     }
   });
 
+  it('an unusable stored profile raises ALARM_PROFILE (HIGH) and a /healthz reason, across a restart, until an engineer confirms', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'msc-alarm-profile-alarm-'));
+    try {
+      writeFileSync(join(dir, 'alarm-profile.json'), '{"format":1,"profile":{"devices":{"MSC-0001":{"PV_HIGH":{"limit":"x"}}}}}');
+      const eng = generateToken();
+      const viewer = generateToken();
+      const config = {
+        ...CONFIG, auth: { tokens: [{ name: 'eng', role: 'engineer', sha256: hashToken(eng) }, { name: 'v', role: 'viewer', sha256: hashToken(viewer) }] },
+      } as ConfigInput;
+      const profileAlarm = async (url: string) => ((await request(url, 'GET', '/api/alarms', viewer)).body.alarms as any[])
+        .find((a) => a.device === 'gateway' && a.rule === 'ALARM_PROFILE' && a.active);
+      let g = await startGateway(dir, config);
+      const raised = await waitFor(() => profileAlarm(g.httpUrl), { message: 'ALARM_PROFILE raised' });
+      expect(raised).toMatchObject({ priority: 'HIGH', source: 'technical', message: expect.stringContaining('alarm-profile.json') });
+      const health = await request(g.httpUrl, 'GET', '/healthz', eng);
+      expect(health.body.reasons).toEqual(expect.arrayContaining([expect.stringMatching(/^alarm profile changes not in force: .*alarm-profile\.json/)]));
+      await g.stop();
+
+      // Still there after a restart: the file was set aside, nobody has confirmed.
+      g = await startGateway(dir, config);
+      await waitFor(() => profileAlarm(g.httpUrl), { message: 'ALARM_PROFILE raised again after a restart' });
+      expect((await request(g.httpUrl, 'POST', '/api/alarms/profile/confirm', viewer, { reason: 'checked' })).status).toBe(403);
+      expect((await request(g.httpUrl, 'POST', '/api/alarms/profile/confirm', eng, {})).status).toBe(400);
+      const ok = await request(g.httpUrl, 'POST', '/api/alarms/profile/confirm', eng, { reason: 'limits in force checked against the protocol' });
+      expect(ok.status, JSON.stringify(ok.body)).toBe(200);
+      await waitFor(async () => (await profileAlarm(g.httpUrl)) === undefined, { message: 'ALARM_PROFILE cleared' });
+      expect((await request(g.httpUrl, 'GET', '/healthz', eng)).body.reasons).not.toEqual(
+        expect.arrayContaining([expect.stringMatching(/alarm profile/)]));
+      const audit = ((await request(g.httpUrl, 'GET', '/api/audit', eng)).body.records as any[]).filter((r) => r.action === 'alarm.profile.confirm');
+      expect(audit).toEqual([expect.objectContaining({ user: 'eng', detail: expect.objectContaining({ reason: 'limits in force checked against the protocol' }) })]);
+      expect((await request(g.httpUrl, 'POST', '/api/alarms/profile/confirm', eng, { reason: 'again' })).status).toBe(409);
+      await g.stop();
+
+      // Confirmed: a later start raises nothing.
+      g = await startGateway(dir, config);
+      await new Promise((r) => setImmediate(r));
+      expect(await profileAlarm(g.httpUrl)).toBeUndefined();
+      expect(readdirSync(dir).filter((f) => f.includes('.corrupt-')).every((f) => f.endsWith('.confirmed'))).toBe(true);
+      await g.stop();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a change that cannot be written to the data directory is refused with 503, not applied, and audited as failed', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'msc-alarm-profile-nowrite-'));
     try {

@@ -120,4 +120,27 @@ describe('AlarmProfileStore', () => {
     expect(log.errors()).toHaveLength(1);
     expect(readdirSync(dir)).toEqual(['alarm-profile.json']);
   });
+
+  it('an unusable file is a problem reported to the listener until a new profile is saved (the fix), also after a restart', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'alarm-profile.json'), 'not json');
+    const { store: s } = store(dir);
+    s.load();
+    const seen: Array<string | null> = [];
+    s.onProblem((p) => seen.push(p));
+    expect(seen).toEqual([expect.stringMatching(/is not JSON.*configured profile runs until an engineer confirms/)]);
+    // A restart before anyone acted: the set-aside file still stands for the problem.
+    const { store: again } = store(dir);
+    again.load();
+    expect(again.loadProblem).toMatch(/set aside as unusable \(alarm-profile\.json\.corrupt-1700000000000\)/);
+    const later: Array<string | null> = [];
+    again.onProblem((p) => later.push(p));
+    again.save(CHANGE, { changedBy: 'eng', reason: 'new limits' });
+    expect(later).toEqual([expect.any(String), null]);
+    expect(again.loadProblem).toBeNull();
+    expect(readdirSync(dir).sort()).toEqual(['alarm-profile.json', 'alarm-profile.json.corrupt-1700000000000.confirmed']);
+    const { store: third } = store(dir);
+    third.load();
+    expect(third.loadProblem).toBeNull();
+  });
 });
