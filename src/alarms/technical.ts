@@ -98,7 +98,9 @@ export class LinkMonitor {
     const silentMs = now - lastSeen;
     const telemetrySilentMs = now - Math.max(t.lastTelemetryRx ?? -Infinity, t.activeSince);
     const lost = { ...base, priority: c.priority };
-    if (t.linkLostAt !== null) return { ...lost, value: round1(Math.max(0, silentMs)), message: `Link to ${deviceId} lost: ${t.linkReason}` };
+    // Raised by the transport or the console itself (status offline): the reason is the information, not the
+    // silence so far ("0.1 (limit 3)" read as a measurement), so neither value nor limit is shown.
+    if (t.linkLostAt !== null) return { ...lost, value: null, limit: null, message: `Link to ${deviceId} lost: ${t.linkReason}` };
     if (silentMs > limitMs) {
       const since = Number.isFinite(silentMs) ? `for ${round1(silentMs)} s` : 'since the gateway started';
       return { ...lost, value: Number.isFinite(silentMs) ? round1(silentMs) : null, message: `No frame from ${deviceId} ${since}` };

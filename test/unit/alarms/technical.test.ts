@@ -76,6 +76,8 @@ describe('technical alarms', () => {
     h.frame(OK);
     h.bus.emit('link', { deviceId: 'D1', link: 'lost', at: h.clock.now, reason: 'port closed' });
     expect(h.get('D1:COMM_LOSS')).toMatchObject({ state: 'UNACK', message: 'Link to D1 lost: port closed' });
+    // The reason, not the silence so far dressed as a measured value.
+    expect(h.get('D1:COMM_LOSS')).toMatchObject({ value: null, limit: null });
   });
 
   it('COMM_LOSS when state frames arrive but telemetry stopped', () => {
