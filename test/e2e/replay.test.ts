@@ -203,6 +203,24 @@ describe('replay screen in Chromium', () => {
     expect(csv.length).toBeGreaterThan(20);
     expect(pageProblems(page)).toEqual([]);
   });
+
+  it('carries on from the playhead when the connection drops mid-replay and comes back', async () => {
+    const page = await signIn(browser, gw.url, gw.tokens.engineer);
+    await page.click('a.nav-link[href="#/replay"]');
+    await page.waitForSelector(`select[name="device"] option[value="${DEVICE}"]`, { state: 'attached' });
+    await page.selectOption('select[name="device"]', DEVICE);
+    await page.waitForSelector('select[name="session"] option[value="S-E2E-REC"]', { state: 'attached' });
+    await page.selectOption('select[name="session"]', 'S-E2E-REC');
+    await page.click('[data-speed="1"]');
+    await page.click('[data-action="load"]');
+    await expect.poll(async () => Number(await page.locator('.num[data-channel="TR"] .num-value').textContent()), { timeout: 10_000 }).toBeGreaterThan(30);
+    // The network drops: the server forgets the replay with the socket; the page reconnects by itself.
+    for (const c of (gw.gateway.live as unknown as { clients: Set<{ ws: { terminate(): void } }> }).clients) c.ws.terminate();
+    await page.waitForSelector('.replay-view .cmd-result:text-matches("Connection back: replay resumed from")', { timeout: 10_000 });
+    // It plays on to the end of the session (without the resume it stays "playing" for ever, fed by nothing).
+    await page.waitForSelector('.rp-status:text-is("ended")', { timeout: 30_000 });
+    expect(pageProblems(page)).toEqual([]);
+  });
 });
 
 describe('replay from InfluxDB when it is configured', () => {

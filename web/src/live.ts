@@ -31,9 +31,13 @@ export class LiveConnection {
     this.ws = null;
   }
 
-  whenWelcomed(fn: () => void): void {
+  /** Runs `fn` now when open and after every (re)connect; returns what stops that. */
+  whenWelcomed(fn: () => void): () => void {
     this.onWelcome.push(fn);
     if (this.state === 'open') fn();
+    return () => {
+      this.onWelcome = this.onWelcome.filter((f) => f !== fn);
+    };
   }
 
   send(msg: unknown): boolean {

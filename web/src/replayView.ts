@@ -48,6 +48,10 @@ export class ReplayView implements View {
   private speed: number | 'max' = 10;
   private running = false;
   private paused = false;
+  /** A replay lives in the server's connection: after a reconnect it is asked for again from the playhead. */
+  private readonly unwelcome: () => void;
+  private resumePaused = false;
+  private resuming = false;
 
   constructor(private readonly app: AppContext) {
     this.trends = new TrendCharts(this.buffer, { replay: true });
@@ -56,6 +60,7 @@ export class ReplayView implements View {
     }, label));
     this.playBtn = h('button', { type: 'button', class: 'btn btn-primary', 'data-action': 'play', onclick: () => this.playPause() }, 'Play');
     this.device.addEventListener('change', () => void this.loadSessions());
+    this.unwelcome = this.app.conn.whenWelcomed(() => this.reconnected());
     this.seekInput.addEventListener('change', () => this.seekFraction(Number(this.seekInput.value) / 1000));
     this.timeline.addEventListener('click', (ev) => {
       const r = this.timeline.getBoundingClientRect();
@@ -110,11 +115,24 @@ export class ReplayView implements View {
       msg.from = f;
       msg.to = t;
     }
+    this.resuming = false;
+    this.resumePaused = false;
     this.model = newConsole(device);
     this.buffer.clear();
     this.markers = null;
     this.renderTimeline();
     if (!this.app.conn.send(msg)) outcome(this.note, 'err', 'Not connected: the replay starts when the connection is back.');
+  }
+
+  /** The connection is back (the server forgot the replay with the old one): carry on from the playhead. */
+  private reconnected(): void {
+    if (!this.running || !this.range || this.position === null) return;
+    this.resumePaused = this.paused;
+    this.resuming = true;
+    this.buffer.clear();
+    const from = Math.min(Math.max(this.position, this.range.from), this.range.to - 1);
+    this.app.conn.send({ type: 'replay', device: this.device.value, from, to: this.range.to, speed: this.speed });
+    outcome(this.note, 'ok', `Connection back: replay resumed from ${dateTime(from)}.`);
   }
 
   onMessage(m: Message): void {
@@ -132,12 +150,17 @@ export class ReplayView implements View {
       this.markers = m as unknown as Markers;
       this.renderTimeline();
     } else if (m.status === 'started') {
-      this.range = { from: m.from, to: m.to };
+      const resumed = this.resuming;
+      this.resuming = false;
+      // A resumed replay keeps the session's range (and its markers); the server's is the rest of it.
+      if (!resumed) this.range = { from: m.from, to: m.to };
       this.position = m.from;
       this.running = true;
       this.paused = false;
       this.model.state = null;
-      outcome(this.note, 'ok', `Replaying ${m.session ?? 'range'} of ${this.device.value} from ${m.source}.`);
+      if (this.resumePaused) this.app.conn.send({ type: 'replay', action: 'pause' });
+      this.resumePaused = false;
+      if (!resumed) outcome(this.note, 'ok', `Replaying ${m.session ?? 'range'} of ${this.device.value} from ${m.source}.`);
     } else if (m.status === 'error') {
       outcome(this.note, 'err', `Replay: ${m.message}`);
     } else if (typeof m.position === 'number') {
@@ -243,6 +266,7 @@ export class ReplayView implements View {
   }
 
   destroy(): void {
+    this.unwelcome();
     if (this.running) this.app.conn.send({ type: 'replay', action: 'stop' });
     this.trends.destroy();
   }
