@@ -19,7 +19,8 @@ import { historyRoutes } from './api/historyRoutes.js';
 import { sessionRoutes } from './api/sessionRoutes.js';
 import { webRoutes } from './api/webRoutes.js';
 import { buildServer, type HealthReport } from './api/server.js';
-import { AuditLog, type AuditSink } from './audit/auditLog.js';
+import { AuditLog, type AuditEntry, type AuditSink } from './audit/auditLog.js';
+import { PendingAudit } from './audit/pendingAudit.js';
 import { BusAuditor } from './audit/busAuditor.js';
 import { RateLimiter } from './auth/rateLimiter.js';
 import { TokenStore } from './auth/tokenStore.js';
@@ -79,6 +80,8 @@ export class Gateway {
   private readonly auditor: BusAuditor;
   private readonly limiter: RateLimiter;
   private readonly auditSink: AuditSink;
+  /** Records of actions already taken, kept in order while the trail cannot be written (pendingAudit.ts). */
+  readonly pendingAudit: PendingAudit;
   private server: FastifyInstance | null = null;
   private started = false;
   private stopping: Promise<void> | null = null;
@@ -138,9 +141,19 @@ export class Gateway {
       dataDir: config.dataDir, provisioned: config.auth.tokens, audit: this.auditSink, logger: log.child({ module: 'tokens' }),
     });
     this.limiter = new RateLimiter(config.auth.rateLimit);
-    this.commands = new CommandService({ bus, hub: this.hub, audit: this.auditSink, logger: log.child({ module: 'commands' }), now });
+    this.pendingAudit = new PendingAudit({
+      sink: this.auditSink, now, logger: log.child({ module: 'audit' }),
+      onCondition: (message) => this.alarms.setExternalCondition({
+        device: 'gateway', rule: 'AUDIT_PENDING', priority: 'MEDIUM', active: message !== null,
+        message: message ?? 'the audit records kept in memory are written',
+      }),
+    });
+    const afterAction = (entry: AuditEntry) => this.pendingAudit.record(entry);
+    this.commands = new CommandService({
+      bus, hub: this.hub, audit: this.auditSink, afterAction, logger: log.child({ module: 'commands' }), now,
+    });
     this.auditor = new BusAuditor({
-      bus, audit: this.auditSink, logger: log.child({ module: 'audit' }), sessionOf: (id) => this.hub.get(id)?.sessionId ?? null,
+      bus, audit: this.auditSink, afterAction, logger: log.child({ module: 'audit' }), sessionOf: (id) => this.hub.get(id)?.sessionId ?? null,
     });
     this.replay = new ReplayService({
       journal: this.journal, history: this.history, annotations: () => this.annotations, logger: log.child({ module: 'replay' }), now,
@@ -211,6 +224,7 @@ export class Gateway {
           this.audit.useDatabase(db);
           this.annotations?.useDatabase(db);
         }
+        this.pendingAudit.flush();
       });
     }
     if (this.journal && this.sessions) {
@@ -281,6 +295,7 @@ export class Gateway {
     await step('commands', () => this.commands.stop());
     await step('alarms', () => this.alarms.stop());
     await step('auditor', () => this.auditor.stop());
+    await step('pending-audit', () => this.pendingAudit.stop());
     await step('sessions', () => this.sessions?.stop());
     await step('fleet-status', () => this.fleetStatus?.stop());
     await step('retention', () => this.retention?.stop());
@@ -320,6 +335,7 @@ export class Gateway {
     if (journal && !journal.writable) reasons.push(`journal not writable: ${journal.lastError ?? 'unknown error'}`);
     const forwarder = this.forwarder?.status() ?? null;
     if (forwarder && forwarder.seconds > 60) reasons.push(`InfluxDB backlog ${Math.round(forwarder.seconds)} s behind`);
+    if (this.pendingAudit.pending > 0) reasons.push(`${this.pendingAudit.pending} audit record(s) of actions taken wait for the audit trail`);
     if (this.alarmProfiles.loadProblem) reasons.push(`alarm profile changes not in force: ${this.alarmProfiles.loadProblem}`);
     if (forwarder?.loopError) reasons.push(`InfluxDB forwarder restarting after an unexpected error: ${forwarder.loopError}`);
     const ready = this.started && (transports.length === 0 || transports.some((t) => t.up)) && (journal?.writable ?? true);
@@ -338,7 +354,7 @@ export class Gateway {
 
   metricsText(): string {
     const parts = [
-      this.hub.metricsText(), this.alarms.metricsText(), this.live.metricsText(), this.commands.metricsText(), this.bus.metricsText(),
+      this.hub.metricsText(), this.alarms.metricsText(), this.live.metricsText(), this.commands.metricsText(), this.bus.metricsText(), this.pendingAudit.metricsText(),
     ];
     // The forwarder's text already carries the journal's lines.
     if (this.forwarder) parts.push(this.forwarder.metricsText());

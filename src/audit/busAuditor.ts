@@ -13,6 +13,8 @@ import type { AuditSink } from './auditLog.js';
 export interface BusAuditorOptions {
   bus: EventBus;
   audit: AuditSink;
+  /** The acknowledgement or pause already took effect: the gateway's PendingAudit keeps its record until written. */
+  afterAction?: (entry: Parameters<AuditSink['append']>[0]) => void;
   logger: Logger;
   /** Current session of a device, for records whose event does not carry it. */
   sessionOf?: (deviceId: string) => string | null;
@@ -53,6 +55,7 @@ export class BusAuditor {
   }
 
   private append(entry: Parameters<AuditSink['append']>[0]): void {
+    if (this.opts.afterAction) return this.opts.afterAction(entry);
     try {
       this.opts.audit.append(entry);
     } catch (err) {

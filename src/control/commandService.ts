@@ -37,6 +37,11 @@ export interface CommandServiceOptions {
   bus: EventBus;
   hub: { get(id: string): DeviceSnapshot | undefined; linkOf(id: string): DeviceLink | undefined };
   audit: AuditSink;
+  /**
+   * Records of what already happened (sent, answered, timed out, refused): never refuse, never lose (the
+   * gateway's PendingAudit). Without it they are appended directly and a failure is logged.
+   */
+  afterAction?: (entry: AuditEntry) => void;
   logger: Logger;
   now?: () => number;
   timers?: CommandTimers;
@@ -265,6 +270,7 @@ export class CommandService {
   }
 
   private tryAudit(entry: AuditEntry): void {
+    if (this.opts.afterAction) return this.opts.afterAction(entry);
     try {
       this.opts.audit.append(entry);
     } catch (err) {
