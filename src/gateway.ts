@@ -20,6 +20,7 @@ import { sessionRoutes } from './api/sessionRoutes.js';
 import { webRoutes } from './api/webRoutes.js';
 import { buildServer, type HealthReport } from './api/server.js';
 import { AuditLog, type AuditEntry, type AuditSink } from './audit/auditLog.js';
+import { StorageUnavailableError } from './storage/types.js';
 import { PendingAudit } from './audit/pendingAudit.js';
 import { BusAuditor } from './audit/busAuditor.js';
 import { RateLimiter } from './auth/rateLimiter.js';
@@ -48,8 +49,7 @@ export interface GatewayOptions {
 }
 
 /** A request that needs the journal while it cannot be written (unwritable or full disk): 503, never a crash. */
-class JournalUnavailable extends Error {
-  readonly statusCode = 503;
+class JournalUnavailable extends StorageUnavailableError {
   constructor(what: string) {
     super(`${what} unavailable: the journal cannot be written (see /healthz)`);
   }

@@ -2,6 +2,7 @@
  * HTTP API factory: built apart from listen, so tests use inject().
  * Feature routes (alarms, history, commands, …) are registered by the parts that own them.
  */
+import { storageUnavailableReason } from '../storage/types.js';
 import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 import type { Logger } from '../log.js';
 import type { DeviceView } from '../model/deviceHub.js';
@@ -47,6 +48,12 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   }
 
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, _req, reply) => {
+    // A journal that cannot be read or written is one answer on every route: 503 with the reason, never a 500.
+    const storage = storageUnavailableReason(err);
+    if (storage !== null) {
+      app.log.warn({ err: storage }, 'request refused: storage unavailable');
+      return reply.code(503).send({ error: 'storage_unavailable', message: storage });
+    }
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
     if (status >= 500) app.log.error({ err }, 'request failed');
     return reply.code(status).send({ error: status >= 500 ? 'internal' : 'bad_request', message: err.message });

@@ -68,10 +68,29 @@ export interface HistoryResult {
 /** Thrown by journal reads while the database cannot be opened (the API maps it to 503). */
 export class StorageUnavailableError extends Error {
   readonly code = 'STORAGE_UNAVAILABLE';
+  readonly statusCode = 503;
   constructor(message: string) {
     super(message);
     this.name = 'StorageUnavailableError';
   }
+}
+
+/** SQLite result codes that mean "the storage cannot be used now", not "this request is wrong". */
+const STORAGE_CODES = /^SQLITE_(IOERR|FULL|CANTOPEN|CORRUPT|NOTADB|READONLY|BUSY|LOCKED|PERM|PROTOCOL|NOLFS)/;
+
+/**
+ * The reason when `err` means the journal (or a table in its database) cannot be read or written now: a closed or
+ * missing handle, a SQLite I/O, full, corrupt or locked database. The HTTP API answers those 503
+ * `storage_unavailable` with this reason, in one place (api/server.ts), whatever route met it.
+ */
+export function storageUnavailableReason(err: unknown): string | null {
+  if (err instanceof StorageUnavailableError) return err.message;
+  if (!(err instanceof Error)) return null;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && STORAGE_CODES.test(code)) return `journal unavailable: ${code}: ${err.message}`;
+  // better-sqlite3 on a handle the journal closed after a disk failure.
+  if (err instanceof TypeError && /database connection is not open/i.test(err.message)) return `journal unavailable: ${err.message}`;
+  return null;
 }
 
 export interface JournalOptions {

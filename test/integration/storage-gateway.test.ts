@@ -181,6 +181,19 @@ describe('storage end to end', () => {
       expect(errorLines.length).toBeGreaterThanOrEqual(1);
       // The live view keeps working.
       await waitFor(async () => (await get('/api/devices/MSC-0501')).values?.QB?.v > 0, { message: 'live values without a journal' });
+      // Every route that reads the journal answers the same: 503 with the reason, never a 500.
+      const now = Date.now();
+      const range = `from=${now - 60_000}&to=${now}`;
+      for (const path of [
+        '/api/sessions', '/api/sessions/S-X', '/api/sessions/S-X/summary', '/api/sessions/S-X/export', '/api/devices/MSC-0501/sessions',
+        '/api/devices/MSC-0501/alarm-history', `/api/devices/MSC-0501/telemetry.csv?${range}`, `/api/devices/MSC-0501/telemetry?${range}`,
+        '/api/audit', '/api/annotations',
+      ]) {
+        const r = await fetch(gw.url + path, { headers: { authorization: `Bearer ${token}` } });
+        const body = await r.json() as { error?: string; message?: string };
+        expect({ path, status: r.status, error: body.error }).toEqual({ path, status: 503, error: 'storage_unavailable' });
+        expect(body.message, path).toBeTruthy();
+      }
       expect(gw.proc.exitCode).toBeNull();
       expect(await gw.kill('SIGTERM')).toBe(0);
     } finally {
