@@ -27,7 +27,7 @@ import { RateLimiter } from './auth/rateLimiter.js';
 import { TokenStore } from './auth/tokenStore.js';
 import { EventBus } from './bus.js';
 import type { Config } from './config.js';
-import { AnnotationStore } from './control/annotations.js';
+import { AnnotationStats, AnnotationStore } from './control/annotations.js';
 import { CommandService } from './control/commandService.js';
 import { LiveHub } from './live/liveHub.js';
 import { ReplayService } from './live/replay.js';
@@ -77,6 +77,7 @@ export class Gateway {
   /** The audit trail; null until the journal has opened (and for ever without a journal). */
   audit: AuditLog | null = null;
   annotations: AnnotationStore | null = null;
+  readonly annotationStats = new AnnotationStats();
   private readonly auditor: BusAuditor;
   private readonly limiter: RateLimiter;
   private readonly auditSink: AuditSink;
@@ -250,7 +251,7 @@ export class Gateway {
       { plugin: alarmRoutes, opts: { engine: this.alarms, actorOf, auditAvailable: () => this.audit !== null && (this.journal?.status().writable ?? false) } },
       { plugin: alarmProfileRoutes, opts: { engine: this.alarms, audit: this.auditSink, store: this.alarmProfiles, actorOf } },
       { plugin: commandRoutes, opts: { commands: this.commands } },
-      { plugin: annotationRoutes, opts: { annotations: this.annotationsOrUnavailable(), devices: this.hub } },
+      { plugin: annotationRoutes, opts: { annotations: this.annotationsOrUnavailable(), devices: this.hub, stats: this.annotationStats } },
       { plugin: auditRoutes, opts: { audit: { query: (q: never) => this.requireAudit().query(q) } } },
     ];
     if (this.history) plugins.push({ plugin: historyRoutes, opts: { history: this.history } });
@@ -323,7 +324,8 @@ export class Gateway {
       eventTime: (b: never) => need().eventTime(b),
       add: (...a: Parameters<AnnotationStore['add']>) => need().add(...a),
       query: (q: never) => need().query(q),
-      adverseEventCounts: (s: string) => need().adverseEventCounts(s),
+      adverseEventCounts: (s: string, d?: string) => need().adverseEventCounts(s, d),
+      sessionRanOn: (d: string, s: string) => need().sessionRanOn(d, s),
     } as unknown as AnnotationStore;
   }
 
@@ -354,7 +356,8 @@ export class Gateway {
 
   metricsText(): string {
     const parts = [
-      this.hub.metricsText(), this.alarms.metricsText(), this.live.metricsText(), this.commands.metricsText(), this.bus.metricsText(), this.pendingAudit.metricsText(),
+      this.hub.metricsText(), this.alarms.metricsText(), this.live.metricsText(), this.commands.metricsText(), this.bus.metricsText(),
+      this.pendingAudit.metricsText(), this.annotationStats.metricsText(),
     ];
     // The forwarder's text already carries the journal's lines.
     if (this.forwarder) parts.push(this.forwarder.metricsText());

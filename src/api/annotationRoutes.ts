@@ -1,11 +1,15 @@
 /**
- * Session annotations (issue 5): `POST /api/devices/:id/annotations` (operator) `{"t","kind","subtype","text"}`
+ * Session annotations (issue 5): `POST /api/devices/:id/annotations` (operator) `{"t","kind","subtype","text","session"}`
  * -> 201 with the stored annotation; `GET /api/annotations?device=&session=&from=&to=&limit=` (viewer), with the
- * session's adverse-event counts when a session is given.
+ * session's adverse-event counts when a session is given (of that console's session when a device is given).
+ *
+ * An annotation is bound to the console in the URL: a `session` must have run there (the adverse events of a
+ * session are counted by console and session), its time must be a real one, and its text must not carry
+ * control or bidi characters. Each refusal is a 400 naming the field, counted by reason and logged.
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
-import { AnnotationBodySchema, ANNOTATION_QUERY_MAX, type AnnotationStore } from '../control/annotations.js';
+import { AnnotationBodySchema, ANNOTATION_QUERY_MAX, AnnotationStats, type AnnotationRefusal, type AnnotationStore } from '../control/annotations.js';
 import { badRequestBody, LimitParam, TimeParam } from '../control/requestSchemas.js';
 import type { DeviceView } from '../model/deviceHub.js';
 import { actorOf } from './authPlugin.js';
@@ -13,6 +17,8 @@ import { actorOf } from './authPlugin.js';
 export interface AnnotationRoutesOptions {
   annotations: AnnotationStore;
   devices: DeviceView;
+  /** Refusal counters for /metrics (the gateway passes its own). */
+  stats?: AnnotationStats;
 }
 
 const QuerySchema = z.object({
@@ -26,16 +32,31 @@ const QuerySchema = z.object({
 const BODY_LIMIT = 8 * 1024;
 
 export const annotationRoutes: FastifyPluginAsync<AnnotationRoutesOptions> = async (app, opts) => {
+  const stats = opts.stats ?? new AnnotationStats();
+
   app.post<{ Params: { id: string } }>('/api/devices/:id/annotations', { bodyLimit: BODY_LIMIT }, async (req, reply) => {
+    const refuse = (reason: AnnotationRefusal, status: 400 | 404, body: Record<string, unknown>) => {
+      stats.refuse(reason);
+      req.log.warn({ user: actorOf(req).user, device: req.params.id, reason, message: body.message }, 'annotation refused');
+      return reply.code(status).send(body);
+    };
     const body = AnnotationBodySchema.safeParse(req.body);
-    if (!body.success) return reply.code(400).send(badRequestBody(body.error));
+    if (!body.success) {
+      const control = body.error.issues.some((i) => i.code === 'custom' && (i as { params?: { refusal?: string } }).params?.refusal === 'control_characters');
+      return refuse(control ? 'control_characters' : 'invalid_body', 400, badRequestBody(body.error));
+    }
     const device = opts.devices.get(req.params.id);
-    if (!device) return reply.code(404).send({ error: 'not_found', message: `no device ${req.params.id}` });
+    if (!device) return refuse('unknown_device', 404, { error: 'not_found', message: `no device ${req.params.id}` });
     const time = opts.annotations.eventTime(body.data);
     if (!time.ok) {
-      return reply.code(400).send({ error: 'bad_request', message: `t: ${time.message}`, issues: [{ path: 't', message: time.message }] });
+      return refuse('time', 400, { error: 'bad_request', message: `t: ${time.message}`, issues: [{ path: 't', message: time.message }] });
     }
-    const session = body.data.session ?? device.sessionId;
+    const named = body.data.session;
+    if (named !== undefined && named !== device.sessionId && !opts.annotations.sessionRanOn(device.id, named)) {
+      const message = `no session ${named} on ${device.id}: an annotation belongs to a session of the console it is posted to`;
+      return refuse('session', 400, { error: 'bad_request', message: `session: ${message}`, issues: [{ path: 'session', message }] });
+    }
+    const session = named ?? device.sessionId;
     const annotation = opts.annotations.add(device.id, session, time.t, body.data, actorOf(req));
     return reply.code(201).send(annotation);
   });
@@ -44,7 +65,7 @@ export const annotationRoutes: FastifyPluginAsync<AnnotationRoutesOptions> = asy
     const q = QuerySchema.safeParse(req.query);
     if (!q.success) return reply.code(400).send(badRequestBody(q.error, ['query']));
     const annotations = opts.annotations.query(q.data);
-    const adverseEvents = q.data.session ? opts.annotations.adverseEventCounts(q.data.session) : undefined;
+    const adverseEvents = q.data.session ? opts.annotations.adverseEventCounts(q.data.session, q.data.device) : undefined;
     return { annotations, adverseEvents };
   });
 };

@@ -15,6 +15,7 @@ import type { ReplayService } from '../live/replay.js';
 import type { ChannelValues } from '../protocol/types.js';
 import type { Journal } from '../storage/journal.js';
 import { actorOf } from './authPlugin.js';
+import { csvField, csvRecord } from '../util/csv.js';
 
 export interface WebRoutesOptions {
   replay: ReplayService;
@@ -75,12 +76,6 @@ const AlarmHistoryQuery = z.object({
   limit: LimitParam(10_000).optional(),
 }).strict();
 
-/** A CSV field: numbers as they are; text quoted, and defused when a spreadsheet would read it as a formula. */
-function csvText(s: string): string {
-  const safe = /^[=+\-@\t\r]/.test(s) ? `'${s}` : s;
-  return /[",\r\n']/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
-}
-
 export async function webRoutes(app: FastifyInstance, opts: WebRoutesOptions): Promise<void> {
   const assets = loadAssets(opts.webRoot ?? join(packageRoot(), 'dist', 'web'));
   const { replay, journal } = opts;
@@ -139,7 +134,7 @@ export async function webRoutes(app: FastifyInstance, opts: WebRoutesOptions): P
     const channels = named && named.length > 0 ? named : (journal?.knownChannels(req.params.id) ?? []);
     const device = req.params.id;
     async function* rows(): AsyncGenerator<string> {
-      yield ['time', 't_ms', 'seq', ...channels].map(csvText).join(',') + '\r\n';
+      yield csvRecord(['time', 't_ms', 'seq', ...channels]);
       for await (const page of replay.samples(device, from, to)) {
         let out = '';
         for (const s of page) out += csvRow(s.t, s.seq, s.v, channels);
@@ -156,7 +151,8 @@ function csvRow(t: number, seq: number | null, v: ChannelValues, channels: strin
   let line = `${new Date(t).toISOString()},${t},${seq ?? ''}`;
   for (const c of channels) {
     const x = v[c];
-    line += x === undefined ? ',' : x === null ? ',!' : `,${x}`;
+    // Values are numbers (ICD §1); anything else from a store goes through the shared cell rule.
+    line += x === undefined ? ',' : x === null ? ',!' : typeof x === 'number' ? `,${x}` : `,${csvField(x)}`;
   }
   return line + '\r\n';
 }

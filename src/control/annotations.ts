@@ -19,6 +19,43 @@ export type AdverseEventType = (typeof ADVERSE_EVENT_TYPES)[number];
 export const ANNOTATION_TEXT_MAX = 2000;
 /** How far ahead of the gateway clock an annotation's time may be (clock skew of the ward PC), ms. */
 export const ANNOTATION_FUTURE_SLACK_MS = 60_000;
+/** No trial session happened before 2000-01-01: an earlier time is a unit mistake (seconds, not ms) or a probe. */
+export const ANNOTATION_EARLIEST_MS = Date.UTC(2000, 0, 1);
+
+/**
+ * Characters refused in annotation text: C0 controls except TAB, LF and CR (multi-line notes are allowed, and a
+ * browser may send CRLF), DEL, C1 controls, the bidi embeddings, overrides and isolates that make a note read
+ * differently from what is stored (U+202A-U+202E, U+2066-U+2069), and lone surrogates (not valid Unicode).
+ * Text flows into the audit trail, CSV and JSON exports, Grafana and log lines; none of these should carry them.
+ */
+const FORBIDDEN_TEXT = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]|\p{Surrogate}/u;
+
+/** Why a text is refused (the first offending character and its position), or null. */
+export function forbiddenCharacter(text: string): string | null {
+  const m = FORBIDDEN_TEXT.exec(text);
+  if (!m) return null;
+  const code = m[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
+  const what = /[\u202A-\u202E\u2066-\u2069]/.test(m[0]) ? 'bidi control' : /\p{Surrogate}/u.test(m[0]) ? 'lone surrogate' : 'control character';
+  return `${what} U+${code} at position ${m.index} is not allowed (tab and line breaks are)`;
+}
+
+/** Why annotations were refused, counted for /metrics. */
+export const ANNOTATION_REFUSALS = ['invalid_body', 'control_characters', 'unknown_device', 'time', 'session'] as const;
+export type AnnotationRefusal = (typeof ANNOTATION_REFUSALS)[number];
+
+/** Refusal counters; kept apart from the store, which exists only once the journal is open. */
+export class AnnotationStats {
+  readonly refused: Record<AnnotationRefusal, number> = Object.fromEntries(ANNOTATION_REFUSALS.map((r) => [r, 0])) as Record<AnnotationRefusal, number>;
+
+  refuse(reason: AnnotationRefusal): void {
+    this.refused[reason]++;
+  }
+
+  metricsText(): string {
+    return ['# HELP msc_annotations_refused_total Annotations refused, by reason.', '# TYPE msc_annotations_refused_total counter',
+      ...ANNOTATION_REFUSALS.map((r) => `msc_annotations_refused_total{reason="${r}"} ${this.refused[r]}`)].join('\n') + '\n';
+  }
+}
 
 export const AnnotationBodySchema = z.object({
   /** When the event happened: epoch ms or ISO 8601 with offset; defaults to now. */
@@ -26,7 +63,10 @@ export const AnnotationBodySchema = z.object({
   kind: z.enum(ANNOTATION_KINDS),
   /** Required for `adverse_event`, absent otherwise. */
   subtype: z.enum(ADVERSE_EVENT_TYPES).optional(),
-  text: z.string().trim().min(1).max(ANNOTATION_TEXT_MAX),
+  text: z.string().trim().min(1).max(ANNOTATION_TEXT_MAX).superRefine((text, ctx) => {
+    const why = forbiddenCharacter(text);
+    if (why) ctx.addIssue({ code: 'custom', message: why, params: { refusal: 'control_characters' } });
+  }),
   /** Defaults to the device's current session. */
   session: z.string().regex(SESSION_ID_RE).optional(),
 }).strict().superRefine((b, ctx) => {
@@ -127,9 +167,21 @@ export class AnnotationStore {
   eventTime(body: AnnotationBody): { ok: true; t: number } | { ok: false; message: string } {
     const now = this.now();
     const t = body.t === undefined ? now : typeof body.t === 'number' ? body.t : Date.parse(body.t);
-    if (!Number.isFinite(t)) return { ok: false, message: 'not a valid time' };
+    if (!Number.isSafeInteger(t)) return { ok: false, message: 'not a valid time: epoch milliseconds or ISO 8601 with offset' };
+    if (t < ANNOTATION_EARLIEST_MS) return { ok: false, message: 'is before 2000-01-01: epoch milliseconds are expected' };
     if (t > now + ANNOTATION_FUTURE_SLACK_MS) return { ok: false, message: 'is in the future' };
     return { ok: true, t };
+  }
+
+  /**
+   * Whether `session` ran on `device`: a session record of that console (SessionRecorder), or, for journals
+   * older than the records, a state frame of that console carrying the id. The same id on another console is
+   * another session: an annotation attached there would count as that console's adverse event.
+   */
+  sessionRanOn(device: string, session: string): boolean {
+    const has = (table: string) => this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined;
+    if (has('session_record') && this.db.prepare('SELECT 1 FROM session_record WHERE device = ? AND session = ? LIMIT 1').get(device, session)) return true;
+    return has('state') && this.db.prepare('SELECT 1 FROM state WHERE device = ? AND session = ? LIMIT 1').get(device, session) !== undefined;
   }
 
   add(device: string, session: string | null, t: number, body: AnnotationBody, actor: Actor): Annotation {
@@ -164,11 +216,17 @@ export class AnnotationStore {
     }));
   }
 
-  /** Suspected adverse events of one session, per type (every type present, zero when none). */
-  adverseEventCounts(session: string): Record<AdverseEventType, number> {
+  /**
+   * Suspected adverse events of one session, per type (every type present, zero when none). With `device`,
+   * of that console's session only, as the session summary counts them (an id may recur on another console).
+   */
+  adverseEventCounts(session: string, device?: string): Record<AdverseEventType, number> {
     const counts = Object.fromEntries(ADVERSE_EVENT_TYPES.map((k) => [k, 0])) as Record<AdverseEventType, number>;
-    const rows = this.db.prepare(`SELECT subtype, COUNT(*) AS n FROM annotations
-      WHERE session = ? AND kind = 'adverse_event' GROUP BY subtype`).all(session) as Array<{ subtype: AdverseEventType; n: number }>;
+    const rows = (device === undefined
+      ? this.db.prepare(`SELECT subtype, COUNT(*) AS n FROM annotations
+      WHERE session = ? AND kind = 'adverse_event' GROUP BY subtype`).all(session)
+      : this.db.prepare(`SELECT subtype, COUNT(*) AS n FROM annotations
+      WHERE session = ? AND device = ? AND kind = 'adverse_event' GROUP BY subtype`).all(session, device)) as Array<{ subtype: AdverseEventType; n: number }>;
     for (const r of rows) if (Object.hasOwn(counts, r.subtype)) counts[r.subtype] = r.n;
     return counts;
   }

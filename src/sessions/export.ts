@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { readTelemetry } from '../storage/journalHistory.js';
 import type { Db } from '../storage/schema.js';
+import { csvRecord } from '../util/csv.js';
 import { deviceRange, SessionReader } from './reader.js';
 import type { SessionRecord } from './types.js';
 
@@ -131,10 +132,14 @@ async function writeJson(out: HashingSink, db: () => Db, r: SessionRecord, opts:
   await out.write('}\n');
 }
 
-/** One CSV file, one section per table: `# name`, a header row, the rows, a blank line (docs/engineer.md). */
+/**
+ * One CSV file, one section per table: `# name`, a header row, the rows, a blank line (docs/engineer.md).
+ * Every string cell goes through csvField (src/util/csv.ts): codes, texts, ids and rules reach this file from
+ * consoles and people alike; numbers stay numbers.
+ */
 async function writeCsv(out: HashingSink, db: () => Db, r: SessionRecord, opts: ExportOptions): Promise<void> {
   const reader = new SessionReader(db);
-  const row = (cells: unknown[]) => out.write(cells.map(csvCell).join(',') + '\r\n');
+  const row = (cells: unknown[]) => out.write(csvRecord(cells));
   const iso = (t: number) => new Date(t).toISOString();
   await row(['# session']);
   await row(['session_id', 'device', 'participant', 'started_utc', 'ended_utc', 'end_reason', 'state_ms']);
@@ -154,19 +159,19 @@ async function writeCsv(out: HashingSink, db: () => Db, r: SessionRecord, opts: 
   await out.write('\r\n');
   await row(['# events']);
   await row(['time_utc', 't_ms', 'seq', 'code', 'prio', 'active', 'text']);
-  for (const e of reader.events(r, opts.now)) await row([iso(e.t), e.t, e.seq, e.code, e.prio, e.active ? 1 : 0, text(e.text)]);
+  for (const e of reader.events(r, opts.now)) await row([iso(e.t), e.t, e.seq, e.code, e.prio, e.active ? 1 : 0, e.text]);
   await out.write('\r\n');
   await row(['# alarms']);
   await row(['time_utc', 'at_ms', 'alarm_id', 'rule', 'priority', 'kind', 'from', 'to', 'active', 'value', 'limit', 'message', 'actor', 'reason']);
   for (const a of reader.alarms(r, opts.now)) {
     await row([iso(a.at), a.at, a.alarm.id, a.alarm.rule, a.alarm.priority, a.kind, a.from, a.to, a.alarm.active ? 1 : 0,
-      a.alarm.value, a.alarm.limit, text(a.alarm.message), a.actor ? `${a.actor.user} (${a.actor.role})` : '', text(a.reason)]);
+      a.alarm.value, a.alarm.limit, a.alarm.message, a.actor ? `${a.actor.user} (${a.actor.role})` : '', a.reason]);
   }
   await out.write('\r\n');
   await row(['# annotations']);
   await row(['time_utc', 't_ms', 'kind', 'subtype', 'text', 'user', 'role', 'created_utc', 'audit_id']);
   for (const a of reader.annotations(r)) {
-    await row([iso(a.t), a.t, a.kind, a.subtype, text(a.text), a.user, a.role, iso(a.createdAt), a.auditId]);
+    await row([iso(a.t), a.t, a.kind, a.subtype, a.text, a.user, a.role, iso(a.createdAt), a.auditId]);
   }
   await out.write('\r\n');
   await row(['# audit']);
@@ -198,18 +203,4 @@ async function eachTelemetry(db: () => Db, reader: SessionReader, r: SessionReco
     opts.onProgress?.(done, total);
   }
   opts.onProgress?.(done, Math.max(done, total));
-}
-
-/**
- * Free text typed by people or sent by devices: a leading = + - @ would run as a formula when the file is
- * opened in a spreadsheet (CSV injection, OWASP); a leading apostrophe keeps it text.
- */
-function text(s: string | null): string | null {
-  return s !== null && /^[=+\-@\t\r]/.test(s) ? `'${s}` : s;
-}
-
-function csvCell(x: unknown): string {
-  if (x === null || x === undefined) return '';
-  const s = typeof x === 'string' ? x : String(x);
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }

@@ -7,6 +7,7 @@ import { EventBus } from '../../../src/bus.js';
 import { AnnotationStore } from '../../../src/control/annotations.js';
 import { silentLogger } from '../../../src/log.js';
 import { DeviceHub } from '../../../src/model/deviceHub.js';
+import { SESSION_SCHEMA } from '../../../src/sessions/recorder.js';
 
 const T0 = Date.UTC(2026, 0, 5, 10, 0, 0);
 let clock: number;
@@ -78,12 +79,28 @@ describe('annotations', () => {
     for (const [dt, subtype] of [[1, 'fever'], [2, 'chills'], [3, 'fever']] as const) {
       await post({ t: T0 - 10_000 + dt, kind: 'adverse_event', subtype, text: subtype });
     }
-    await post({ t: T0 - 5000, kind: 'note', text: 'n', session: 'S-2' });
+    // S-2 ran on MSC-0001 before S-1 (a session record); the same id on MSC-0002 is another session.
+    db.exec(SESSION_SCHEMA);
+    const record = db.prepare(`INSERT INTO session_record (session, device, started_at, started_rx, state_ms, last_state, last_state_at)
+      VALUES (?, ?, ?, ?, '{}', 'ENDED', ?)`);
+    record.run('S-2', 'MSC-0001', T0 - 7200_000, T0 - 7200_000, T0 - 3600_000);
+    record.run('S-3', 'MSC-0002', T0 - 7200_000, T0 - 7200_000, T0 - 3600_000);
+    expect((await post({ t: T0 - 5000, kind: 'note', text: 'n', session: 'S-2' })).statusCode).toBe(201);
+    const foreign = await post({ t: T0 - 5000, kind: 'adverse_event', subtype: 'fever', text: 'n', session: 'S-3' });
+    expect(foreign.statusCode).toBe(400);
+    expect(foreign.json().issues[0].path).toBe('session');
     const r = await app.inject({ url: `/api/annotations?session=S-1&from=${T0 - 10_000 + 2}` });
     expect(r.json().annotations.map((a: { subtype: string }) => a.subtype)).toEqual(['chills', 'fever']);
     expect(r.json().adverseEvents).toEqual({ hypotension: 0, fever: 2, chills: 1, bleeding: 0, circuit_clotting: 0, other: 0 });
     expect(store.query({ session: 'S-2' })).toHaveLength(1);
     expect(store.query({ device: 'MSC-0002' })).toEqual([]);
+    expect(store.adverseEventCounts('S-1', 'MSC-0002').fever).toBe(0);
+    expect(store.adverseEventCounts('S-1', 'MSC-0001').fever).toBe(2);
+    // Journals older than the session records: a state frame of the console carrying the id is enough.
+    db.exec("CREATE TABLE state (device TEXT NOT NULL, session TEXT); INSERT INTO state VALUES ('MSC-0001', 'S-OLD')");
+    expect(store.sessionRanOn('MSC-0001', 'S-OLD')).toBe(true);
+    expect(store.sessionRanOn('MSC-0002', 'S-OLD')).toBe(false);
+    expect(store.sessionRanOn('MSC-0001', 'S-3')).toBe(false);
     expect((await app.inject({ url: '/api/annotations?to=soon' })).statusCode).toBe(400);
   });
 
