@@ -23,6 +23,7 @@ import { AuditLog, type AuditSink } from './audit/auditLog.js';
 import { BusAuditor } from './audit/busAuditor.js';
 import { RateLimiter } from './auth/rateLimiter.js';
 import { TokenStore } from './auth/tokenStore.js';
+import { UnauthorizedLog } from './auth/unauthorizedLog.js';
 import { EventBus } from './bus.js';
 import type { Config } from './config.js';
 import { AnnotationStore } from './control/annotations.js';
@@ -78,6 +79,8 @@ export class Gateway {
   annotations: AnnotationStore | null = null;
   private readonly auditor: BusAuditor;
   private readonly limiter: RateLimiter;
+  /** Refused tokens over HTTP and the live stream: one counter, one throttled log. */
+  private readonly unauthorized: UnauthorizedLog;
   private readonly auditSink: AuditSink;
   private server: FastifyInstance | null = null;
   private started = false;
@@ -138,6 +141,7 @@ export class Gateway {
       dataDir: config.dataDir, provisioned: config.auth.tokens, audit: this.auditSink, logger: log.child({ module: 'tokens' }),
     });
     this.limiter = new RateLimiter(config.auth.rateLimit);
+    this.unauthorized = new UnauthorizedLog({ logger: log.child({ module: 'auth' }) });
     this.commands = new CommandService({ bus, hub: this.hub, audit: this.auditSink, logger: log.child({ module: 'commands' }), now });
     this.auditor = new BusAuditor({
       bus, audit: this.auditSink, logger: log.child({ module: 'audit' }), sessionOf: (id) => this.hub.get(id)?.sessionId ?? null,
@@ -148,7 +152,7 @@ export class Gateway {
     this.live = new LiveHub({
       bus, devices: this.hub, tokens: this.tokens, logger: log.child({ module: 'live' }), now,
       alarmsOf: (device) => this.alarms.list({ state: 'active', device }),
-      commands: this.commands, limiter: this.limiter, replay: this.replay,
+      commands: this.commands, limiter: this.limiter, replay: this.replay, unauthorized: this.unauthorized,
     });
 
     this.sessions = this.journal
@@ -227,7 +231,7 @@ export class Gateway {
     await this.retention?.start();
 
     const plugins: Array<{ plugin: FastifyPluginAsync<any>; opts?: Record<string, unknown> }> = [
-      { plugin: authPlugin, opts: { tokens: this.tokens, limiter: this.limiter } },
+      { plugin: authPlugin, opts: { tokens: this.tokens, limiter: this.limiter, unauthorized: this.unauthorized } },
       { plugin: alarmRoutes, opts: { engine: this.alarms, actorOf, auditAvailable: () => this.audit !== null && (this.journal?.status().writable ?? false) } },
       { plugin: alarmProfileRoutes, opts: { engine: this.alarms, audit: this.auditSink, store: this.alarmProfiles, actorOf } },
       { plugin: commandRoutes, opts: { commands: this.commands } },
@@ -330,7 +334,10 @@ export class Gateway {
   }
 
   metricsText(): string {
-    const parts = [this.hub.metricsText(), this.alarms.metricsText(), this.live.metricsText(), this.commands.metricsText()];
+    const parts = [
+      this.hub.metricsText(), this.alarms.metricsText(), this.live.metricsText(), this.commands.metricsText(),
+      this.unauthorized.metricsText(),
+    ];
     // The forwarder's text already carries the journal's lines.
     if (this.forwarder) parts.push(this.forwarder.metricsText());
     else if (this.journal) parts.push(this.journal.metricsText());

@@ -14,6 +14,20 @@ export interface HealthReport {
   [key: string]: unknown;
 }
 
+/**
+ * What `/healthz` tells a caller without a valid token: live, ready and why not. The rest of the report (device
+ * ids and states, transports, journal, forwarder) names consoles and what they are doing, so it needs a token.
+ */
+export function publicHealth(h: HealthReport): HealthReport {
+  return { status: h.status, live: h.live, ready: h.ready, reasons: h.reasons };
+}
+
+/** JSON and Prometheus answers carry live patient-circuit data: no browser or proxy cache may keep a copy. */
+function noStore(url: string): boolean {
+  const path = url.split('?')[0];
+  return path.startsWith('/api/') || path === '/api' || path === '/metrics';
+}
+
 export interface ServerDeps {
   logger: Logger;
   devices: DeviceView;
@@ -46,6 +60,12 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     });
   }
 
+  // onSend runs for every answer (routes, hooks' refusals, errors, 404), after the handler chose its headers.
+  app.addHook('onSend', async (req, reply, payload) => {
+    if (noStore(req.url)) reply.header('cache-control', 'no-store');
+    return payload;
+  });
+
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, _req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
     if (status >= 500) app.log.error({ err }, 'request failed');
@@ -53,9 +73,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` }));
 
-  app.get('/healthz', async (_req, reply) => {
+  // Open (probes carry no token); the full report only to a valid token of any role (the auth plugin sets it).
+  app.get('/healthz', async (req, reply) => {
     const h = deps.health();
-    return reply.code(h.live ? 200 : 503).send(h);
+    return reply.code(h.live ? 200 : 503).send(req.principal ? h : publicHealth(h));
   });
 
   app.get('/api/devices', async () => ({ devices: deps.devices.list() }));
