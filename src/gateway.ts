@@ -41,6 +41,7 @@ import { Retention } from './storage/retention.js';
 import { MqttTransport } from './transports/mqtt.js';
 import { SerialTransport } from './transports/serial.js';
 import type { Transport } from './transports/types.js';
+import { secureDataDir } from './util/privateFiles.js';
 
 export interface GatewayOptions {
   logger: Logger;
@@ -201,6 +202,9 @@ export class Gateway {
     this.started = true;
     const { config, opts } = this;
     const log = opts.logger;
+
+    // Before anything in it is opened or written: 0700 directory, 0600 files (loose ones tightened, logged).
+    secureDataDir(config.dataDir, log.child({ module: 'data-dir' }));
 
     // Storage first: the hub resolves every ingest against the journal's commit (MQTT PUBACK after it).
     if (this.journal) {
