@@ -38,6 +38,7 @@ import { InfluxForwarder } from './storage/forwarder.js';
 import { HistoryService } from './storage/history.js';
 import { Journal } from './storage/journal.js';
 import { Retention } from './storage/retention.js';
+import { StorageUnavailableError } from './storage/types.js';
 import { MqttTransport } from './transports/mqtt.js';
 import { SerialTransport } from './transports/serial.js';
 import type { Transport } from './transports/types.js';
@@ -234,17 +235,18 @@ export class Gateway {
     await this.forwarder?.start();
     await this.retention?.start();
 
+    const deviceKnown = (id: string) => this.deviceSeen(id);
     const plugins: Array<{ plugin: FastifyPluginAsync<any>; opts?: Record<string, unknown> }> = [
       { plugin: authPlugin, opts: { tokens: this.tokens, limiter: this.limiter, unauthorized: this.unauthorized } },
       { plugin: alarmRoutes, opts: { engine: this.alarms, actorOf, auditAvailable: () => this.audit !== null && (this.journal?.status().writable ?? false) } },
-      { plugin: alarmProfileRoutes, opts: { engine: this.alarms, audit: this.auditSink, store: this.alarmProfiles, actorOf } },
+      { plugin: alarmProfileRoutes, opts: { engine: this.alarms, audit: this.auditSink, store: this.alarmProfiles, actorOf, deviceKnown } },
       { plugin: commandRoutes, opts: { commands: this.commands } },
       { plugin: annotationRoutes, opts: { annotations: this.annotationsOrUnavailable(), devices: this.hub } },
       { plugin: auditRoutes, opts: { audit: { query: (q: never) => this.requireAudit().query(q) } } },
     ];
-    if (this.history) plugins.push({ plugin: historyRoutes, opts: { history: this.history } });
+    if (this.history) plugins.push({ plugin: historyRoutes, opts: { history: this.history, deviceKnown } });
     if (this.sessions) plugins.push({ plugin: sessionRoutes, opts: { sessions: this.sessions } });
-    plugins.push({ plugin: webRoutes, opts: { replay: this.replay, journal: this.journal } });
+    plugins.push({ plugin: webRoutes, opts: { replay: this.replay, journal: this.journal, deviceKnown } });
     this.server = await buildServer({
       logger: log,
       devices: this.hub,
@@ -294,6 +296,23 @@ export class Gateway {
     await step('http', () => this.server?.close());
     await step('tokens', () => this.tokens.stop());
     log.info('msc-gateway stopped');
+  }
+
+  /**
+   * Whether an id names a console this gateway has seen: connected since start, or anything of it in the journal.
+   * Per-device routes answer 404 for any other id (commands, annotations and audio pause already did). A journal
+   * that cannot be read answers yes: the route's own storage error (503) is then the true answer.
+   */
+  deviceSeen(id: string): boolean {
+    if (this.hub.get(id)) return true;
+    if (!this.journal) return false;
+    try {
+      return this.journal.hasDevice(id);
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (err instanceof StorageUnavailableError || (typeof code === 'string' && code.startsWith('SQLITE_'))) return true;
+      throw err;
+    }
   }
 
   private requireAudit(): AuditLog {
