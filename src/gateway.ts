@@ -20,11 +20,11 @@ import { sessionRoutes } from './api/sessionRoutes.js';
 import { webRoutes } from './api/webRoutes.js';
 import { buildServer, type HealthReport } from './api/server.js';
 import { AuditLog, type AuditEntry, type AuditSink } from './audit/auditLog.js';
-import { StorageUnavailableError } from './storage/types.js';
 import { PendingAudit } from './audit/pendingAudit.js';
 import { BusAuditor } from './audit/busAuditor.js';
 import { RateLimiter } from './auth/rateLimiter.js';
 import { TokenStore } from './auth/tokenStore.js';
+import { UnauthorizedLog } from './auth/unauthorizedLog.js';
 import { EventBus } from './bus.js';
 import type { Config } from './config.js';
 import { AnnotationStats, AnnotationStore } from './control/annotations.js';
@@ -39,9 +39,11 @@ import { InfluxForwarder } from './storage/forwarder.js';
 import { HistoryService } from './storage/history.js';
 import { Journal } from './storage/journal.js';
 import { Retention } from './storage/retention.js';
+import { StorageUnavailableError } from './storage/types.js';
 import { MqttTransport } from './transports/mqtt.js';
 import { SerialTransport } from './transports/serial.js';
 import type { Transport } from './transports/types.js';
+import { secureDataDir } from './util/privateFiles.js';
 
 export interface GatewayOptions {
   logger: Logger;
@@ -80,6 +82,8 @@ export class Gateway {
   readonly annotationStats = new AnnotationStats();
   private readonly auditor: BusAuditor;
   private readonly limiter: RateLimiter;
+  /** Refused tokens over HTTP and the live stream: one counter, one throttled log. */
+  private readonly unauthorized: UnauthorizedLog;
   private readonly auditSink: AuditSink;
   /** Records of actions already taken, kept in order while the trail cannot be written (pendingAudit.ts). */
   readonly pendingAudit: PendingAudit;
@@ -142,6 +146,7 @@ export class Gateway {
       dataDir: config.dataDir, provisioned: config.auth.tokens, audit: this.auditSink, logger: log.child({ module: 'tokens' }),
     });
     this.limiter = new RateLimiter(config.auth.rateLimit);
+    this.unauthorized = new UnauthorizedLog({ logger: log.child({ module: 'auth' }) });
     this.pendingAudit = new PendingAudit({
       sink: this.auditSink, now, logger: log.child({ module: 'audit' }),
       onCondition: (message) => this.alarms.setExternalCondition({
@@ -162,7 +167,7 @@ export class Gateway {
     this.live = new LiveHub({
       bus, devices: this.hub, tokens: this.tokens, logger: log.child({ module: 'live' }), now,
       alarmsOf: (device) => this.alarms.list({ state: 'active', device }),
-      commands: this.commands, limiter: this.limiter, replay: this.replay,
+      commands: this.commands, limiter: this.limiter, replay: this.replay, unauthorized: this.unauthorized,
     });
 
     this.sessions = this.journal
@@ -212,6 +217,9 @@ export class Gateway {
     const { config, opts } = this;
     const log = opts.logger;
 
+    // Before anything in it is opened or written: 0700 directory, 0600 files (loose ones tightened, logged).
+    secureDataDir(config.dataDir, log.child({ module: 'data-dir' }));
+
     // Storage first: the hub resolves every ingest against the journal's commit (MQTT PUBACK after it).
     if (this.journal) {
       await this.journal.start();
@@ -246,17 +254,18 @@ export class Gateway {
     await this.forwarder?.start();
     await this.retention?.start();
 
+    const deviceKnown = (id: string) => this.deviceSeen(id);
     const plugins: Array<{ plugin: FastifyPluginAsync<any>; opts?: Record<string, unknown> }> = [
-      { plugin: authPlugin, opts: { tokens: this.tokens, limiter: this.limiter } },
+      { plugin: authPlugin, opts: { tokens: this.tokens, limiter: this.limiter, unauthorized: this.unauthorized } },
       { plugin: alarmRoutes, opts: { engine: this.alarms, actorOf, auditAvailable: () => this.audit !== null && (this.journal?.status().writable ?? false) } },
-      { plugin: alarmProfileRoutes, opts: { engine: this.alarms, audit: this.auditSink, store: this.alarmProfiles, actorOf } },
+      { plugin: alarmProfileRoutes, opts: { engine: this.alarms, audit: this.auditSink, store: this.alarmProfiles, actorOf, deviceKnown } },
       { plugin: commandRoutes, opts: { commands: this.commands } },
       { plugin: annotationRoutes, opts: { annotations: this.annotationsOrUnavailable(), devices: this.hub, stats: this.annotationStats } },
       { plugin: auditRoutes, opts: { audit: { query: (q: never) => this.requireAudit().query(q) } } },
     ];
-    if (this.history) plugins.push({ plugin: historyRoutes, opts: { history: this.history } });
+    if (this.history) plugins.push({ plugin: historyRoutes, opts: { history: this.history, deviceKnown } });
     if (this.sessions) plugins.push({ plugin: sessionRoutes, opts: { sessions: this.sessions } });
-    plugins.push({ plugin: webRoutes, opts: { replay: this.replay, journal: this.journal } });
+    plugins.push({ plugin: webRoutes, opts: { replay: this.replay, journal: this.journal, deviceKnown } });
     this.server = await buildServer({
       logger: log,
       devices: this.hub,
@@ -309,6 +318,23 @@ export class Gateway {
     log.info('msc-gateway stopped');
   }
 
+  /**
+   * Whether an id names a console this gateway has seen: connected since start, or anything of it in the journal.
+   * Per-device routes answer 404 for any other id (commands, annotations and audio pause already did). A journal
+   * that cannot be read answers yes: the route's own storage error (503) is then the true answer.
+   */
+  deviceSeen(id: string): boolean {
+    if (this.hub.get(id)) return true;
+    if (!this.journal) return false;
+    try {
+      return this.journal.hasDevice(id);
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (err instanceof StorageUnavailableError || (typeof code === 'string' && code.startsWith('SQLITE_'))) return true;
+      throw err;
+    }
+  }
+
   private requireAudit(): AuditLog {
     if (!this.audit) throw new JournalUnavailable('audit trail');
     return this.audit;
@@ -357,7 +383,7 @@ export class Gateway {
   metricsText(): string {
     const parts = [
       this.hub.metricsText(), this.alarms.metricsText(), this.live.metricsText(), this.commands.metricsText(), this.bus.metricsText(),
-      this.pendingAudit.metricsText(), this.annotationStats.metricsText(),
+      this.pendingAudit.metricsText(), this.annotationStats.metricsText(), this.unauthorized.metricsText(),
     ];
     // The forwarder's text already carries the journal's lines.
     if (this.forwarder) parts.push(this.forwarder.metricsText());

@@ -23,6 +23,12 @@ export interface AlarmProfileRoutesOptions {
   audit: AuditSink;
   store: AlarmProfileStore;
   actorOf: (req: FastifyRequest) => Actor;
+  /**
+   * Whether a console id was ever seen (live or journaled). A limit for any other id (a typo) would be audited
+   * and stored for a console that does not exist while the real one keeps its old limit: 404 instead. A device
+   * the configured profile or the run-time document names is accepted too (set up before it first connects).
+   */
+  deviceKnown?: (id: string) => boolean;
 }
 
 /**
@@ -196,6 +202,13 @@ export async function alarmProfileRoutes(app: FastifyInstance, opts: AlarmProfil
     if (!body.success) return badRequest(reply, issuesOf(body.error));
     const deviceId = device.data;
     const b = body.data;
+    const named = Object.hasOwn(store.base.devices, deviceId) || Object.hasOwn(store.current().devices ?? {}, deviceId);
+    if (opts.deviceKnown && !opts.deviceKnown(deviceId) && !named) {
+      return reply.code(404).send({
+        error: 'not_found',
+        message: `no device ${deviceId}: it has never connected to this gateway (a console not yet connected gets its limits in the profile document, PUT /api/alarms/profile)`,
+      });
+    }
     const rule = ruleFor(engine, deviceId, b.rule);
     if (!rule) return reply.code(404).send({ error: 'not_found', message: `no rule ${b.rule} for device ${deviceId}` });
     if (rule.kind === 'detector' || rule.kind === 'stateDuration' || rule.limit === undefined) {

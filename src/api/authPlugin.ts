@@ -3,7 +3,10 @@
  * in constant time; 401 without a known token, 403 below the route's role (src/auth/routeRoles.ts: one table,
  * deny by default), 429 when a user's write routes exceed the rate limit. `/healthz` is open.
  * Registered at the root (skip-override) so its hook covers routes registered before and after it.
- * The token is never logged: only the user name and role it resolved to.
+ * The token is never logged: only the user name and role it resolved to. Every 401 is counted and logged with
+ * its source address, throttled (src/auth/unauthorizedLog.ts): token guessing leaves a trace.
+ * On an open route a token is optional: a valid one sets the principal (`/healthz` then shows its detail), an
+ * unknown one is counted like a 401 (the detail would otherwise tell a guesser which token is valid).
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Actor } from '../alarms/types.js';
@@ -12,6 +15,7 @@ import { roleAtLeast, type Principal } from '../auth/roles.js';
 import { routeAccess } from '../auth/routeRoles.js';
 import { bearerToken } from '../auth/tokenHash.js';
 import type { Authenticator } from '../auth/tokenStore.js';
+import type { UnauthorizedLog } from '../auth/unauthorizedLog.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -24,6 +28,8 @@ export interface AuthPluginOptions {
   tokens: Authenticator;
   /** Applied to POST, PUT, PATCH and DELETE per user; null for none. */
   limiter?: RateLimiter | null;
+  /** Counts and logs refused tokens (401s); none when absent. */
+  unauthorized?: UnauthorizedLog | null;
 }
 
 const WRITE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -39,10 +45,19 @@ const plugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) => {
   app.addHook('onRequest', async (req, reply) => {
     const url = req.routeOptions.url;
     const access = url === undefined ? null : routeAccess(req.method, url);
-    if (access === 'open') return;
     const token = bearerToken(req.headers.authorization);
     const principal = token === null ? null : opts.tokens.authenticate(token);
-    if (!principal) return deny(reply, 401, token === null ? 'a bearer token is required' : 'unknown token');
+    const refused = (reason: string) => opts.unauthorized?.record({ transport: 'http', source: req.ip, reason, route: url ?? '(no route)' });
+    if (access === 'open') {
+      if (principal) req.principal = principal;
+      else if (token !== null || req.headers.authorization !== undefined) refused('unknown token on an open route');
+      return;
+    }
+    if (!principal) {
+      const reason = token === null ? 'a bearer token is required' : 'unknown token';
+      refused(reason);
+      return deny(reply, 401, reason);
+    }
     req.principal = principal;
     if (url === undefined) return; // no such route: the not-found handler answers 404 to a known user
     if (access === null || !roleAtLeast(principal.role, access)) {

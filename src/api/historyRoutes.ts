@@ -11,6 +11,8 @@ import { StorageUnavailableError } from '../storage/types.js';
 
 export interface HistoryRoutesOptions {
   history: HistoryService;
+  /** Whether a console id was ever seen (live or journaled): 404 for any other id, not an empty history. */
+  deviceKnown?: (id: string) => boolean;
   now?: () => number;
 }
 
@@ -52,6 +54,9 @@ export async function historyRoutes(app: FastifyInstance, opts: HistoryRoutesOpt
     if (from >= to) return issue('query.to', 'must be after from');
     if (q.every !== undefined && (to - from) / q.every > MAX_BUCKETS) {
       return issue('query.every', `too fine for the range: at most ${MAX_BUCKETS} buckets`);
+    }
+    if (opts.deviceKnown && !opts.deviceKnown(req.params.id)) {
+      return reply.code(404).send({ error: 'not_found', message: `no device ${req.params.id}: it has never connected to this gateway` });
     }
     try {
       const r = await opts.history.telemetry(req.params.id, { from, to, channels: q.channels, everyMs: q.every, limit: q.limit });

@@ -15,6 +15,20 @@ export interface HealthReport {
   [key: string]: unknown;
 }
 
+/**
+ * What `/healthz` tells a caller without a valid token: live, ready and why not. The rest of the report (device
+ * ids and states, transports, journal, forwarder) names consoles and what they are doing, so it needs a token.
+ */
+export function publicHealth(h: HealthReport): HealthReport {
+  return { status: h.status, live: h.live, ready: h.ready, reasons: h.reasons };
+}
+
+/** JSON and Prometheus answers carry live patient-circuit data: no browser or proxy cache may keep a copy. */
+function noStore(url: string): boolean {
+  const path = url.split('?')[0];
+  return path.startsWith('/api/') || path === '/api' || path === '/metrics';
+}
+
 export interface ServerDeps {
   logger: Logger;
   devices: DeviceView;
@@ -47,6 +61,12 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     });
   }
 
+  // onSend runs for every answer (routes, hooks' refusals, errors, 404), after the handler chose its headers.
+  app.addHook('onSend', async (req, reply, payload) => {
+    if (noStore(req.url)) reply.header('cache-control', 'no-store');
+    return payload;
+  });
+
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, _req, reply) => {
     // A journal that cannot be read or written is one answer on every route: 503 with the reason, never a 500.
     const storage = storageUnavailableReason(err);
@@ -60,9 +80,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` }));
 
-  app.get('/healthz', async (_req, reply) => {
+  // Open (probes carry no token); the full report only to a valid token of any role (the auth plugin sets it).
+  app.get('/healthz', async (req, reply) => {
     const h = deps.health();
-    return reply.code(h.live ? 200 : 503).send(h);
+    return reply.code(h.live ? 200 : 503).send(req.principal ? h : publicHealth(h));
   });
 
   app.get('/api/devices', async () => ({ devices: deps.devices.list() }));

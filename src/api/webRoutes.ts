@@ -20,6 +20,8 @@ import { csvField, csvRecord } from '../util/csv.js';
 export interface WebRoutesOptions {
   replay: ReplayService;
   journal: Journal | null;
+  /** Whether a console id was ever seen (live or journaled): its routes answer 404 for any other id. */
+  deviceKnown?: (id: string) => boolean;
   /** Directory of the built assets; default `<package root>/dist/web`. */
   webRoot?: string;
 }
@@ -79,6 +81,8 @@ const AlarmHistoryQuery = z.object({
 export async function webRoutes(app: FastifyInstance, opts: WebRoutesOptions): Promise<void> {
   const assets = loadAssets(opts.webRoot ?? join(packageRoot(), 'dist', 'web'));
   const { replay, journal } = opts;
+  const unknownDevice = (id: string, reply: FastifyReply): FastifyReply | null =>
+    opts.deviceKnown && !opts.deviceKnown(id) ? reply.code(404).send({ error: 'not_found', message: `no device ${id}: it has never connected to this gateway` }) : null;
 
   const sendAsset = (reply: FastifyReply, path: string) => {
     const a = assets.get(path);
@@ -103,14 +107,15 @@ export async function webRoutes(app: FastifyInstance, opts: WebRoutesOptions): P
     return { user: who.user, role: who.role };
   });
 
-  app.get<{ Params: { id: string } }>('/api/devices/:id/sessions', async (req) => ({
+  app.get<{ Params: { id: string } }>('/api/devices/:id/sessions', async (req, reply) => unknownDevice(req.params.id, reply) ?? {
     device: req.params.id, sessions: replay.sessions(req.params.id), source: replay.source,
-  }));
+  });
 
   /** Alarm transitions of a console (newest first), optionally of one session: the screens' alarm history. */
   app.get<{ Params: { id: string } }>('/api/devices/:id/alarm-history', async (req, reply) => {
     const q = AlarmHistoryQuery.safeParse(req.query);
     if (!q.success) return reply.code(400).send(badRequestBody(q.error, ['query']));
+    if (unknownDevice(req.params.id, reply)) return reply;
     if (!journal) return reply.code(503).send({ error: 'storage_unavailable', message: 'no journal' });
     const from = q.data.from ?? 0;
     const to = q.data.to ?? 8.64e15;
@@ -129,6 +134,7 @@ export async function webRoutes(app: FastifyInstance, opts: WebRoutesOptions): P
     if (!q.success) return reply.code(400).send(badRequestBody(q.error, ['query']));
     const { from, to } = q.data;
     if (from >= to) return reply.code(400).send({ error: 'bad_request', message: 'query.to: must be after from', issues: [{ path: 'query.to', message: 'must be after from' }] });
+    if (unknownDevice(req.params.id, reply)) return reply;
     if (!replay.source) return reply.code(503).send({ error: 'storage_unavailable', message: 'no journal or InfluxDB' });
     const named = q.data.channels?.split(',').map((c) => c.trim()).filter((c) => /^[A-Za-z0-9_]{1,32}$/.test(c));
     const channels = named && named.length > 0 ? named : (journal?.knownChannels(req.params.id) ?? []);

@@ -5,7 +5,6 @@
  * the operating-system user who ran the command, with role admin: whoever can write the data directory
  * administers the gateway. A running daemon sees the change within a second.
  */
-import { mkdirSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -15,6 +14,7 @@ import { ROLES, type Principal } from '../auth/roles.js';
 import { AuthConfigSchema, TokenStore, type ProvisionedToken } from '../auth/tokenStore.js';
 import { readConfigFile } from '../config.js';
 import { resolveDataDir, type CliIo } from './audit.js';
+import { createPrivateFile, makePrivateDir } from '../util/privateFiles.js';
 
 export const TOKENS_USAGE = `Usage: msc-gateway tokens <command> [--data-dir DIR] [--config FILE]
 
@@ -103,7 +103,8 @@ export async function tokensCommand(argv: string[], env: NodeJS.ProcessEnv, io: 
 
   let db: Database.Database;
   try {
-    mkdirSync(dataDir, { recursive: true });
+    makePrivateDir(dataDir);
+    createPrivateFile(join(dataDir, 'journal.sqlite')); // 0600, and so its -wal and -shm (SQLite copies the mode)
     db = new Database(join(dataDir, 'journal.sqlite'));
     db.pragma('journal_mode = WAL');
   } catch (err) {

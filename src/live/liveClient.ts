@@ -26,6 +26,8 @@ export type DisconnectReason = 'closed' | 'heartbeat' | 'slow' | 'auth' | 'revok
 
 export class LiveClient {
   principal: Principal | null = null;
+  /** The peer's address, for the log of refused tokens. */
+  source: string | undefined = undefined;
   /** Every device, present and future. */
   subscribedAll = false;
   readonly devices = new Set<string>();

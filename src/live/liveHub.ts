@@ -13,6 +13,7 @@ import type { RateLimiter } from '../auth/rateLimiter.js';
 import { roleAtLeast, type Principal } from '../auth/roles.js';
 import { routeAccess, WS_MESSAGE_ROLES } from '../auth/routeRoles.js';
 import type { Authenticator } from '../auth/tokenStore.js';
+import type { UnauthorizedLog } from '../auth/unauthorizedLog.js';
 import type { EventBus } from '../bus.js';
 import type { CommandService } from '../control/commandService.js';
 import type { Logger } from '../log.js';
@@ -43,6 +44,8 @@ export interface LiveHubOptions {
   maxClients?: number;
   /** Largest client message, bytes. */
   maxPayload?: number;
+  /** Counts and logs refused tokens (upgrade 401, `auth` message 4401, no token in time), with the HTTP ones. */
+  unauthorized?: UnauthorizedLog | null;
   /** Replay of stored samples (issue 6, src/live/replay.ts); `replay` messages are refused without it. */
   replay?: { onMessage(client: LiveClient, json: unknown): void } | null;
 }
@@ -122,25 +125,34 @@ export class LiveHub {
       return;
     }
     const token = upgradeToken(req);
+    const source = req.socket.remoteAddress;
     let principal: Principal | null = null;
     if (token !== null) {
       principal = this.opts.tokens.authenticate(token);
-      if (!principal) return this.reject(socket, 401, 'unauthorized', 'unknown token');
+      if (!principal) {
+        this.refused(source, 'unknown token');
+        return this.reject(socket, 401, 'unauthorized', 'unknown token');
+      }
       if (WS_ACCESS === null || WS_ACCESS === 'open' || !roleAtLeast(principal.role, WS_ACCESS)) {
         return this.reject(socket, 403, 'forbidden', 'the live stream needs role viewer');
       }
     }
     if (this.clients.size >= (this.opts.maxClients ?? 500)) return this.reject(socket, 503, 'busy', 'too many live clients');
-    this.wss?.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, principal));
+    this.wss?.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, principal, source));
   };
+
+  private refused(source: string | undefined, reason: string): void {
+    this.opts.unauthorized?.record({ transport: 'ws', source, reason, route: this.opts.path ?? '/ws' });
+  }
 
   private reject(socket: Duplex, status: number, error: string, message: string): void {
     this.rejectedUpgrades++;
     rejectUpgrade(socket, status, error, message);
   }
 
-  private onConnection(ws: WebSocket, principal: Principal | null): void {
+  private onConnection(ws: WebSocket, principal: Principal | null, source: string | undefined): void {
     const client = new LiveClient(ws, this.nextId++, this.flow, this.stats);
+    client.source = source;
     this.clients.add(client);
     ws.on('pong', () => { client.missedPongs = 0; });
     ws.on('message', (data, isBinary) => {
@@ -162,7 +174,9 @@ export class LiveHub {
       this.welcome(client, principal);
     } else {
       const timer = setTimeout(() => {
-        if (!client.principal) this.disconnect(client, 'auth', 4401, 'authentication required');
+        if (client.principal || client.closing) return;
+        this.refused(client.source, 'no token within the authentication timeout');
+        this.disconnect(client, 'auth', 4401, 'authentication required');
       }, this.opts.authTimeoutMs ?? 5000);
       timer.unref();
       ws.once('close', () => clearTimeout(timer));
@@ -241,7 +255,10 @@ export class LiveHub {
   private onAuth(client: LiveClient, token: string): void {
     if (client.principal) return this.clientError(client, 'already_authenticated', 'this connection is authenticated');
     const principal = this.opts.tokens.authenticate(token);
-    if (!principal) return this.disconnect(client, 'auth', 4401, 'unknown token');
+    if (!principal) {
+      this.refused(client.source, 'unknown token');
+      return this.disconnect(client, 'auth', 4401, 'unknown token');
+    }
     if (WS_ACCESS === null || WS_ACCESS === 'open' || !roleAtLeast(principal.role, WS_ACCESS)) {
       return this.disconnect(client, 'auth', 4403, 'the live stream needs role viewer');
     }

@@ -191,6 +191,11 @@ export class Journal {
     return q.lastSeq(this.requireDb(), deviceId);
   }
 
+  /** Whether the device ever sent anything that was journaled (throws when the journal cannot be read). */
+  hasDevice(deviceId: string): boolean {
+    return q.hasDevice(this.requireDb(), deviceId);
+  }
+
   /** Channel keys a device has sent, unknown ones included. */
   knownChannels(deviceId: string): string[] {
     return q.channelKeys(this.requireDb(), deviceId);

@@ -100,6 +100,19 @@ export function channelKeys(db: Db, deviceId: string): string[] {
   }>).map((r) => r.key);
 }
 
+/**
+ * Whether the journal holds anything of a device: a channel it sent (never deleted by retention), a sample, a
+ * state, an event or an alarm transition. Each probe is one step down a (device, …) index.
+ */
+export function hasDevice(db: Db, deviceId: string): boolean {
+  const row = db.prepare(
+    `SELECT EXISTS (SELECT 1 FROM channel_key WHERE device = @id) OR EXISTS (SELECT 1 FROM telemetry WHERE device = @id)
+       OR EXISTS (SELECT 1 FROM state WHERE device = @id) OR EXISTS (SELECT 1 FROM event WHERE device = @id)
+       OR EXISTS (SELECT 1 FROM alarm WHERE device = @id) AS seen`,
+  ).get({ id: deviceId }) as { seen: number };
+  return row.seen === 1;
+}
+
 /** Channel keys of every device, to know which are new without a query per sample. */
 export function allChannelKeys(db: Db): Map<string, Set<string>> {
   const out = new Map<string, Set<string>>();

@@ -1,9 +1,10 @@
 /**
  * The journal database: file layout, pragmas and tables (docs/storage.md, "Journal").
  */
-import { mkdirSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { createPrivateFile, makePrivateDir } from '../util/privateFiles.js';
 
 export type Db = Database.Database;
 
@@ -63,7 +64,9 @@ export interface OpenOptions {
  * filesystem or SQLite error as is: the journal classifies it and keeps the gateway alive.
  */
 export function openJournalDb(dataDir: string, opts: OpenOptions): Db {
-  mkdirSync(dataDir, { recursive: true });
+  makePrivateDir(dataDir);
+  // Created 0600 before SQLite opens it: SQLite gives its -wal and -shm the database file's mode.
+  createPrivateFile(join(dataDir, JOURNAL_FILE));
   const db = new Database(join(dataDir, JOURNAL_FILE));
   try {
     db.pragma('journal_mode = WAL');

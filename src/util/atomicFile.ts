@@ -1,14 +1,17 @@
 /**
  * Replaces a small file atomically: write a temporary file, fsync it, rename it over the old one, fsync the
  * directory. A crash leaves the old file or the new one, never half of one (alarm state, tokens).
+ * Every file written this way is in the data directory (patients' alarms, token hashes): 0600 in a 0700
+ * directory unless the caller says otherwise (src/util/privateFiles.ts).
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
 import { mkdir, open, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './privateFiles.js';
 
-export function writeFileAtomic(file: string, text: string, mode = 0o644): void {
+export function writeFileAtomic(file: string, text: string, mode = PRIVATE_FILE_MODE): void {
   const dir = dirname(file);
-  mkdirSync(dir, { recursive: true });
+  mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
   const tmp = `${file}.${process.pid}.tmp`;
   const fd = openSync(tmp, 'w', mode);
   try {
@@ -35,9 +38,9 @@ let tmpCounter = 0;
  */
 export async function writeFileAtomicAsync(file: string, text: string, opts: { mode?: number; commit?: () => boolean } = {}): Promise<boolean> {
   const dir = dirname(file);
-  await mkdir(dir, { recursive: true });
+  await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
   const tmp = `${file}.${process.pid}.${++tmpCounter}.tmp`;
-  const handle = await open(tmp, 'w', opts.mode ?? 0o644);
+  const handle = await open(tmp, 'w', opts.mode ?? PRIVATE_FILE_MODE);
   try {
     await handle.writeFile(text);
     await handle.sync();

@@ -15,6 +15,7 @@ import { generateToken, hashToken } from '../../src/auth/tokenHash.js';
 import { parseConfig, type ConfigInput } from '../../src/config.js';
 import { Gateway } from '../../src/gateway.js';
 import { createLogger, silentLogger } from '../../src/log.js';
+import type { DeviceLink } from '../../src/model/types.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/waitFor.js';
@@ -31,6 +32,15 @@ async function request(url: string, method: string, path: string, token: string,
   const r = await fetch(url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await r.text();
   return { status: r.status, body: text ? JSON.parse(text) : null };
+}
+
+/**
+ * A console has to have been seen before its limits can be changed (a typo in the id is 404): one state frame
+ * through the gateway's device model, journaled like any other.
+ */
+async function seen(gateway: Gateway, deviceId: string): Promise<void> {
+  const link: DeviceLink = { kind: 'serial', source: '/dev/ttyPROFILE', send: async () => {} };
+  await gateway.hub.ingest(deviceId, [{ type: 'S', seq: 1, t: Date.now(), state: 'IDLE', sessionId: null }], link);
 }
 
 const gateways: Gateway[] = [];
@@ -54,6 +64,7 @@ const auditOf = async (action: string) =>
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'msc-alarm-profile-'));
   gw = await startTestGateway(CONFIG, { dataDir });
+  await seen(gw.gateway, DEV);
   put = (path, body, token = gw.tokens.engineer) => request(gw.url, 'PUT', path, token, body);
 });
 
@@ -254,6 +265,7 @@ describe('alarm profile changes (issue 5)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'msc-alarm-profile-nowrite-'));
     try {
       const g = await startTestGateway(CONFIG, { dataDir: dir });
+      await seen(g.gateway, DEV);
       // The gateway runs in this process: its temporary file's name taken by a directory makes the write fail.
       mkdirSync(join(dir, `alarm-profile.json.${process.pid}.tmp`));
       const r = await request(g.url, 'PUT', `/api/devices/${DEV}/limits`, g.tokens.engineer, { rule: 'PV_HIGH', limit: 240, reason: 'r' });
@@ -277,6 +289,7 @@ describe('alarm profile changes (issue 5)', () => {
       const g = await startGateway(dir, {
         ...CONFIG, journal: false, auth: { tokens: [{ name: 'eng', role: 'engineer', sha256: hashToken(token) }] },
       });
+      await seen(g, DEV);
       const r = await request(g.httpUrl, 'PUT', `/api/devices/${DEV}/limits`, token, { rule: 'PV_HIGH', limit: 240, reason: 'r' });
       expect(r.status).toBe(503);
       expect(r.body.error).toBe('audit_unavailable');

@@ -40,12 +40,17 @@ describe('health and graceful shutdown of the msc-gateway process', () => {
   it('/healthz: live but not ready while the broker is unreachable, with the reason', async () => {
     const deadPort = await freePort();
     const port = await freePort();
+    const made = await runCli(['tokens', 'add', '--name', 'ops', '--role', 'viewer', '--data-dir', join(dir, 'down')]);
+    expect(made.code, made.stderr).toBe(0);
     const p = await startGatewayProcess(['--mqtt', `mqtt://127.0.0.1:${deadPort}`, '--data-dir', join(dir, 'down'), '--log-level', 'warn'], port);
     try {
+      // Without a token: live, ready and the reasons, nothing else.
       const h = await (await fetch(`${p.url}/healthz`)).json();
-      expect(h).toMatchObject({ live: true, ready: false, status: 'degraded' });
-      expect(h.reasons.join('\n')).toMatch(/mqtt .* down/);
-      expect(h.journal.writable).toBe(true);
+      expect(h).toEqual({ live: true, ready: false, status: 'degraded', reasons: [expect.stringMatching(/mqtt .* down/)] });
+      // With one (any role): the full report.
+      const full = await (await fetch(`${p.url}/healthz`, { headers: { authorization: `Bearer ${made.stdout.trim()}` } })).json();
+      expect(full.journal.writable).toBe(true);
+      expect(full.transports).toEqual([expect.objectContaining({ kind: 'mqtt', up: false })]);
     } finally {
       expect(await p.kill('SIGTERM')).toBe(0);
     }
