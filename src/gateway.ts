@@ -138,7 +138,10 @@ export class Gateway {
       dataDir: config.dataDir, provisioned: config.auth.tokens, audit: this.auditSink, logger: log.child({ module: 'tokens' }),
     });
     this.limiter = new RateLimiter(config.auth.rateLimit);
-    this.commands = new CommandService({ bus, hub: this.hub, audit: this.auditSink, logger: log.child({ module: 'commands' }), now });
+    this.commands = new CommandService({
+      bus, hub: this.hub, audit: this.auditSink, logger: log.child({ module: 'commands' }), now,
+      onCondition: (c) => this.alarms.setExternalCondition(c),
+    });
     this.auditor = new BusAuditor({
       bus, audit: this.auditSink, logger: log.child({ module: 'audit' }), sessionOf: (id) => this.hub.get(id)?.sessionId ?? null,
     });
