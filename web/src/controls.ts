@@ -76,7 +76,8 @@ export class ControlPanel {
       else if (r.result === 'REJ') outcome(this.result, 'rej', `${what}: REJECTED by the device — ${r.detail || 'no reason given'}`);
       else if (r.result === 'TIMEOUT') outcome(this.result, 'err', `${what}: TIMED OUT — the device did not answer`);
       // Two different answers to the same command: someone else may be answering as the console.
-      else if (r.result === 'conflict') outcome(this.result, 'err', `${what}: CONFLICTING ANSWERS from the console — verify its state at the console (${r.detail})`);
+      // The detail reads "conflicting answers from the console: OK, then REJ (...); verify its state".
+      else if (r.result === 'conflict') outcome(this.result, 'err', `${what}: CONFLICT — ${r.detail || 'conflicting answers from the console; verify its state'}`);
       else outcome(this.result, 'err', `${what}: ${r.result} ${r.detail}`);
     } catch (err) {
       const msg = err instanceof ApiError ? `${err.status}: ${err.message}` : String(err);
