@@ -157,6 +157,7 @@ export class Gateway {
     const afterAction = (entry: AuditEntry) => this.pendingAudit.record(entry);
     this.commands = new CommandService({
       bus, hub: this.hub, audit: this.auditSink, afterAction, logger: log.child({ module: 'commands' }), now,
+      onCondition: (c) => this.alarms.setExternalCondition(c),
     });
     this.auditor = new BusAuditor({
       bus, audit: this.auditSink, afterAction, logger: log.child({ module: 'audit' }), sessionOf: (id) => this.hub.get(id)?.sessionId ?? null,

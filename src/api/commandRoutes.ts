@@ -1,6 +1,7 @@
 /**
  * `POST /api/devices/:id/commands` (operator; issue 5): `{"verb","args","reason"}` ->
- * `{"cmdId","result":"OK"|"REJ"|"ERR"|"TIMEOUT","detail"}` once the device answered or the retries ran out.
+ * `{"cmdId","result":"OK"|"REJ"|"ERR"|"TIMEOUT"|"conflict","detail"}` once the device answered (and a short settle
+ * time passed without a contradicting answer: `conflict` otherwise) or the retries ran out.
  * 400 (nothing sent) for a body or command the ICD refuses in the device's current state, 404 for an unknown
  * device, 409 when its link is down, 503 when the audit trail cannot be written.
  */

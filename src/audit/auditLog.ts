@@ -18,7 +18,7 @@ export interface AuditEntry {
   /** Dotted verb, e.g. `command.requested`, `alarm.ack`, `token.add`, `annotation.add`. */
   action: string;
   detail?: Record<string, unknown>;
-  /** Short result word: `accepted`, `refused`, `OK`, `REJ`, `TIMEOUT`, `done`, … */
+  /** Short result word: `accepted`, `refused`, `OK`, `REJ`, `TIMEOUT`, `conflict`, `done`, … */
   outcome: string;
   at?: number;
 }

@@ -4,16 +4,23 @@
  * sent over whichever transport the device is on now, re-sent with the SAME cmd_id when no ACK comes within
  * 500 ms (the device answers a repeated cmd_id with its first result and does not execute it twice, ICD §1),
  * and reported TIMEOUT after 1 + 3 unanswered tries. Every step is in the audit trail.
+ * The first ACK decides unless a different answer for the same cmd_id comes within a short settle time after it:
+ * then the outcome is `conflict` (someone else may be answering as the console; its state must be checked).
+ * ACKs no honest console sends (unknown cmd_id, contradicting answer) go to the AckGuard: counted, logged,
+ * audited and alarmed.
  */
+import { randomInt } from 'node:crypto';
 import type { Actor } from '../alarms/types.js';
 import type { EventBus } from '../bus.js';
 import type { AuditEntry, AuditSink } from '../audit/auditLog.js';
 import type { Logger } from '../log.js';
 import type { DeviceLink, DeviceSnapshot } from '../model/types.js';
 import { checkCommand, type SetpointChannel } from '../protocol/commands.js';
-import type { AckFrame, Command } from '../protocol/types.js';
+import type { AckFrame, AckResult, Command } from '../protocol/types.js';
+import { AckGuard, type AckCondition } from './ackGuard.js';
 
-export type CommandResult = 'OK' | 'REJ' | 'ERR' | 'TIMEOUT';
+/** `conflict`: the console's answers contradicted each other; its state must be checked at the console. */
+export type CommandResult = AckResult | 'TIMEOUT' | 'conflict';
 export type RefusalCode =
   | 'malformed' | 'out_of_limits' | 'wrong_state' | 'unknown_device' | 'link_lost' | 'audit_unavailable';
 
@@ -53,23 +60,54 @@ export interface CommandServiceOptions {
   memoryMs?: number;
   /** Refuse (400, nothing sent) a verb the device's last reported state does not accept, instead of sending it. */
   refuseWrongState?: boolean;
-  random?: () => number;
+  /** How long after the first ACK a contradicting one still makes the outcome `conflict` (the response waits). */
+  settleMs?: number;
+  /** A uniform integer in [0, max): crypto.randomInt unless a test gives its own. */
+  randomInt?: (max: number) => number;
+  /** The ACK_UNEXPECTED technical alarm (the alarm engine's setExternalCondition). */
+  onCondition?: (c: AckCondition) => void;
+  /** AckGuard throttle window (default 1 min) and records per window over all consoles (default 20). */
+  unexpectedWindowMs?: number;
+  unexpectedRecordsPerWindow?: number;
 }
 
 const SETPOINT_KEYS: Record<SetpointChannel, string> = { QB: 'SQB', QP: 'SQP', TR: 'STR', HEP: 'SHEP' };
 const AUDIT_ACTION: Record<Exclude<CommandResult, 'TIMEOUT'>, string> = {
-  OK: 'command.acknowledged', REJ: 'command.rejected', ERR: 'command.error',
+  OK: 'command.acknowledged', REJ: 'command.rejected', ERR: 'command.error', conflict: 'command.conflict',
 };
+/** ICD §1: a cmd_id is 1-8 characters of [A-Za-z0-9]; 8 random ones are 47.6 bits nobody can guess. */
+const CMD_ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+const CMD_ID_LENGTH = 8;
+/** Draws before giving up on finding an id not in use: a collision is already a 1 in 2^47 event. */
+const CMD_ID_DRAWS = 16;
+
+/**
+ * A console answers within 500 ms (ICD §1), an answer forged by someone watching the cmd topic can come first: the
+ * console's own answer usually follows within a few ms. 200 ms catches that without making an operator wait long.
+ */
+const DEFAULT_SETTLE_MS = 200;
 
 /** What ends the wait for an ACK early: the ACK, or stop(). */
 type AckOrStop = AckFrame | 'stopped';
 interface Pending {
+  cmd: Command;
+  /** The first answer; a different one (`conflict`) within the settle time makes the outcome `conflict`. */
+  first: AckFrame | null;
+  conflict: AckFrame | null;
   resolve: (ack: AckOrStop) => void;
+  /** Ends the settle time early (a conflict is already known, or stop()). */
+  wake: () => void;
 }
 interface Remembered {
   state: 'answered' | 'timed_out';
   actor: Actor;
   expires: number;
+  cmd: Command;
+  /** When the outcome was reported, and the answer it reported (null for TIMEOUT until a late ACK). */
+  at: number;
+  first: AckFrame | null;
+  /** Its outcome is already recorded as `conflict`. */
+  conflicted: boolean;
 }
 
 export class CommandService {
@@ -77,10 +115,11 @@ export class CommandService {
   private readonly recent = new Map<string, Remembered>();
   private readonly now: () => number;
   private readonly timers: CommandTimers;
-  private counter = 0;
-  private prefix: string | null = null;
+  private readonly guard: AckGuard;
   private stopped = false;
-  private readonly counters = { requested: 0, refused: 0, sent: 0, retries: 0, OK: 0, REJ: 0, ERR: 0, TIMEOUT: 0, lateAcks: 0 };
+  private readonly counters = {
+    requested: 0, refused: 0, sent: 0, retries: 0, OK: 0, REJ: 0, ERR: 0, TIMEOUT: 0, conflict: 0, lateAcks: 0,
+  };
 
   constructor(private readonly opts: CommandServiceOptions) {
     this.now = opts.now ?? Date.now;
@@ -88,6 +127,11 @@ export class CommandService {
       setTimeout: (fn, ms) => setTimeout(fn, ms),
       clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
     };
+    this.guard = new AckGuard({
+      audit: opts.audit, logger: opts.logger, now: this.now, timers: this.timers, onCondition: opts.onCondition,
+      sessionOf: (id) => this.sessionOf(id, null), windowMs: opts.unexpectedWindowMs,
+      maxRecordsPerWindow: opts.unexpectedRecordsPerWindow,
+    });
   }
 
   start(): void {
@@ -100,8 +144,12 @@ export class CommandService {
   stop(): void {
     this.stopped = true;
     this.opts.bus.removeOwner(this);
-    for (const p of this.pending.values()) p.resolve('stopped');
+    for (const p of this.pending.values()) {
+      p.resolve('stopped');
+      p.wake();
+    }
     this.pending.clear();
+    this.guard.stop();
   }
 
   async execute(deviceId: string, req: CommandRequest, actor: Actor): Promise<CommandResponse> {
@@ -124,7 +172,7 @@ export class CommandService {
       const reading = snap.values[key];
       if (reading) setpoints[ch] = reading.v;
     }
-    const cmdId = this.nextCmdId();
+    const cmdId = this.nextCmdId(deviceId);
     const raw = { cmdId, verb: req.verb, args: req.args };
     // Limits first, whatever the state (checkCommand reports wrong_state before out_of_limits): an
     // out-of-limit value is never sent.
@@ -163,8 +211,9 @@ export class CommandService {
     const waitMs = this.opts.ackTimeoutMs ?? 500;
     let resolveAck!: (ack: AckOrStop) => void;
     const acked = new Promise<AckOrStop>((r) => { resolveAck = r; });
+    const pend: Pending = { cmd, first: null, conflict: null, resolve: resolveAck, wake: () => {} };
     // Registered before the first write: on a loopback link the ACK can arrive before send() resolves.
-    this.pending.set(key, { resolve: resolveAck });
+    this.pending.set(key, pend);
     const base = { user: actor.user, role: actor.role, device: deviceId };
     try {
       for (let attempt = 1; attempt <= tries; attempt++) {
@@ -185,12 +234,19 @@ export class CommandService {
         const ack = await this.waitAck(acked, waitMs);
         if (ack) {
           if (ack === 'stopped') return this.timedOut(deviceId, cmd, actor, session, attempt, 'gateway stopped before the ACK');
-          const result = ack.result;
+          // A forged answer can come first; the console's own one, if different, comes right after it.
+          await this.settle(pend);
+          const conflict = pend.conflict;
+          const result: CommandResult = conflict ? 'conflict' : ack.result;
+          const detail = conflict ? conflictText(ack, conflict) : ack.detail;
           this.counters[result]++;
-          this.remember(key, 'answered', actor);
+          this.remember(key, { state: 'answered', actor, cmd, first: ack, conflicted: conflict !== null });
           this.tryAudit({ ...base, session: this.sessionOf(deviceId, session), action: AUDIT_ACTION[result], outcome: result,
-            detail: { cmdId: cmd.cmdId, verb: cmd.verb, args: cmd.args, reply: ack.detail, tries: attempt, latencyMs: this.now() - started } });
-          return { ok: true, cmdId: cmd.cmdId, result, detail: ack.detail, tries: attempt };
+            detail: {
+              cmdId: cmd.cmdId, verb: cmd.verb, args: cmd.args, reply: detail, tries: attempt, latencyMs: this.now() - started,
+              ...(conflict ? { answers: answersOf(ack, conflict) } : {}),
+            } });
+          return { ok: true, cmdId: cmd.cmdId, result, detail, tries: attempt };
         }
       }
       return this.timedOut(deviceId, cmd, actor, session, tries, `no ACK after ${tries} tries of ${waitMs} ms`);
@@ -201,7 +257,7 @@ export class CommandService {
 
   private timedOut(deviceId: string, cmd: Command, actor: Actor, session: string | null, tries: number, detail: string): CommandResponse {
     this.counters.TIMEOUT++;
-    this.remember(`${deviceId}\0${cmd.cmdId}`, 'timed_out', actor);
+    this.remember(`${deviceId}\0${cmd.cmdId}`, { state: 'timed_out', actor, cmd, first: null, conflicted: false });
     this.tryAudit({ user: actor.user, role: actor.role, device: deviceId, session: this.sessionOf(deviceId, session),
       action: 'command.timed_out', outcome: 'TIMEOUT', detail: { cmdId: cmd.cmdId, verb: cmd.verb, args: cmd.args, tries, why: detail } });
     return { ok: true, cmdId: cmd.cmdId, result: 'TIMEOUT', detail, tries };
@@ -217,44 +273,94 @@ export class CommandService {
     });
   }
 
+  /** Resolves settleMs after the first ACK, or at once when a conflict is known or the service stops. */
+  private settle(p: Pending): Promise<void> {
+    const ms = this.opts.settleMs ?? DEFAULT_SETTLE_MS;
+    if (p.conflict || ms <= 0 || this.stopped) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = this.timers.setTimeout(resolve, ms);
+      p.wake = () => {
+        this.timers.clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
   private onAck(deviceId: string, ack: AckFrame): void {
     const key = `${deviceId}\0${ack.cmdId}`;
     const p = this.pending.get(key);
     if (p) {
-      this.pending.delete(key);
-      p.resolve(ack);
+      if (!p.first) {
+        p.first = ack;
+        p.resolve(ack);
+      } else if (ack.result !== p.first.result) {
+        this.reportConflict(deviceId, ack, p.cmd, p.first);
+        if (!p.conflict) {
+          p.conflict = ack;
+          p.wake();
+        }
+      } // else: the same answer again, to a retry (ICD §1)
       return;
     }
     this.prune();
     const seen = this.recent.get(key);
-    if (seen?.state !== 'timed_out') return; // a repeat answer to a retry, or not one of ours
-    // The device did answer after all, after we reported TIMEOUT: the command may have been executed.
-    this.counters.lateAcks++;
-    this.recent.set(key, { ...seen, state: 'answered' });
-    this.opts.logger.warn({ device: deviceId, cmdId: ack.cmdId, result: ack.result }, 'ACK after TIMEOUT');
+    if (!seen) {
+      // Never sent to this console, or so long ago that the console itself no longer remembers it.
+      this.guard.report({ deviceId, kind: 'unknown', cmdId: ack.cmdId, result: ack.result, detail: ack.detail });
+      return;
+    }
+    if (seen.state === 'timed_out') {
+      // The device did answer after all, after we reported TIMEOUT: the command may have been executed.
+      this.counters.lateAcks++;
+      seen.state = 'answered';
+      seen.first = ack;
+      this.opts.logger.warn({ device: deviceId, cmdId: ack.cmdId, result: ack.result }, 'ACK after TIMEOUT');
+      this.tryAudit({ user: seen.actor.user, role: seen.actor.role, device: deviceId, session: this.sessionOf(deviceId, null),
+        action: 'command.late_ack', outcome: ack.result, detail: { cmdId: ack.cmdId, reply: ack.detail } });
+      return;
+    }
+    if (!seen.first || ack.result === seen.first.result) return; // a repeat answer to a retry
+    this.reportConflict(deviceId, ack, seen.cmd, seen.first);
+    if (seen.conflicted) return;
+    // The outcome was already reported; the audit trail says it is in doubt, once per command.
+    seen.conflicted = true;
     this.tryAudit({ user: seen.actor.user, role: seen.actor.role, device: deviceId, session: this.sessionOf(deviceId, null),
-      action: 'command.late_ack', outcome: ack.result, detail: { cmdId: ack.cmdId, reply: ack.detail } });
+      action: 'command.conflict', outcome: 'conflict', detail: {
+        cmdId: ack.cmdId, verb: seen.cmd.verb, args: seen.cmd.args, reply: conflictText(seen.first, ack),
+        reported: seen.first.result, answers: answersOf(seen.first, ack), afterMs: this.now() - seen.at,
+      } });
+  }
+
+  private reportConflict(deviceId: string, ack: AckFrame, cmd: Command, first: AckFrame): void {
+    this.guard.report({
+      deviceId, kind: 'conflict', cmdId: ack.cmdId, result: ack.result, detail: ack.detail,
+      command: { verb: cmd.verb, first: first.result },
+    });
   }
 
   /**
-   * 8 characters of [0-9a-z] (ICD §1: 1-8 of [A-Za-z0-9]): 3 from the start second (mod 36^3), 1 random,
-   * 4 from a counter. Unique within a run; a restart gets a new prefix, so a new command never reuses the
-   * cmd_id of one the device still remembers (it would answer with the old result and not execute it).
+   * 8 random characters of [A-Za-z0-9] (ICD §1: 1-8 of them) from a cryptographic source: an id must not be
+   * guessable, or whoever can publish on the ack topic answers the command before the console does. Never an
+   * id still pending or sent to the same console within the last 60 s: the console would answer with the old
+   * result and not execute the new command (ICD §1).
    */
-  nextCmdId(): string {
-    if (this.prefix === null) {
-      const seconds = Math.floor(this.now() / 1000) % 36 ** 3;
-      const rnd = Math.floor((this.opts.random ?? Math.random)() * 36) % 36;
-      this.prefix = seconds.toString(36).padStart(3, '0') + rnd.toString(36);
+  nextCmdId(deviceId = ''): string {
+    const draw = this.opts.randomInt ?? randomInt;
+    this.prune();
+    for (let i = 0; i < CMD_ID_DRAWS; i++) {
+      let id = '';
+      for (let k = 0; k < CMD_ID_LENGTH; k++) id += CMD_ID_ALPHABET[draw(CMD_ID_ALPHABET.length)];
+      const key = `${deviceId}\0${id}`;
+      if (!this.pending.has(key) && !this.recent.has(key)) return id;
     }
-    const n = this.counter++ % 36 ** 4;
-    return this.prefix + n.toString(36).padStart(4, '0');
+    throw new Error(`no unused cmd_id after ${CMD_ID_DRAWS} draws: the random source is broken`);
   }
 
-  private remember(key: string, state: Remembered['state'], actor: Actor): void {
+  private remember(key: string, r: Omit<Remembered, 'expires' | 'at'>): void {
     this.prune();
     this.recent.delete(key);
-    this.recent.set(key, { state, actor, expires: this.now() + (this.opts.memoryMs ?? 60_000) });
+    const now = this.now();
+    this.recent.set(key, { ...r, at: now, expires: now + (this.opts.memoryMs ?? 60_000) });
   }
 
   private prune(): void {
@@ -283,11 +389,20 @@ export class CommandService {
     return [
       '# HELP msc_commands_total Control commands by outcome.', '# TYPE msc_commands_total counter',
       `msc_commands_total{outcome="refused"} ${c.refused}`,
-      ...(['OK', 'REJ', 'ERR', 'TIMEOUT'] as const).map((r) => `msc_commands_total{outcome="${r}"} ${c[r]}`),
+      ...(['OK', 'REJ', 'ERR', 'TIMEOUT', 'conflict'] as const).map((r) => `msc_commands_total{outcome="${r}"} ${c[r]}`),
       '# HELP msc_command_retries_total Re-sends of a command with the same cmd_id.', '# TYPE msc_command_retries_total counter',
       `msc_command_retries_total ${c.retries}`,
       '# HELP msc_command_late_acks_total ACKs that came after the command was reported TIMEOUT.', '# TYPE msc_command_late_acks_total counter',
       `msc_command_late_acks_total ${c.lateAcks}`,
-    ].join('\n') + '\n';
+    ].join('\n') + '\n' + this.guard.metricsText();
   }
+}
+
+function conflictText(first: AckFrame, other: AckFrame): string {
+  const say = (a: AckFrame) => (a.detail ? `${a.result} (${a.detail})` : a.result);
+  return `conflicting answers from the console: ${say(first)}, then ${say(other)}; verify its state`;
+}
+
+function answersOf(first: AckFrame, other: AckFrame): Array<{ result: AckResult; reply: string }> {
+  return [first, other].map((a) => ({ result: a.result, reply: a.detail }));
 }

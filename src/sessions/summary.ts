@@ -240,6 +240,8 @@ const FINAL: Record<string, (outcome: string) => string> = {
   'command.error': (o) => o,
   'command.timed_out': () => 'TIMEOUT',
   'command.late_ack': (o) => `${o} (late)`,
+  // The console's answers contradicted each other: whatever was reported first is in doubt.
+  'command.conflict': () => 'conflict',
 };
 
 /** Commands from the audit trail: one item per cmd_id (its final outcome), one per refused request. */

@@ -64,7 +64,7 @@ export interface CommandSummary {
   verb: string | null;
   args: unknown[];
   user: string;
-  /** Final outcome: OK, REJ, ERR, TIMEOUT, refused, or `pending` when no outcome was recorded. */
+  /** Final outcome: OK, REJ, ERR, TIMEOUT, `OK (late)` etc., conflict, refused, or `pending` when no outcome was recorded. */
   outcome: string;
 }
 

@@ -1,7 +1,7 @@
 /**
  * The operator's control panel (issue 6): setpoint changes and session commands, each confirmed in a dialog
- * that shows the old and the new value, then the device's answer (OK, REJ with the reason, TIMEOUT, or the
- * gateway's refusal). Commands go through `POST /api/devices/:id/commands` (docs/security.md).
+ * that shows the old and the new value, then the device's answer (OK, REJ with the reason, TIMEOUT, conflicting
+ * answers, or the gateway's refusal). Commands go through `POST /api/devices/:id/commands` (docs/security.md).
  */
 import { ApiError, api } from './api.js';
 import { format, info, SETPOINTS } from './channels.js';
@@ -75,6 +75,9 @@ export class ControlPanel {
       if (r.result === 'OK') outcome(this.result, 'ok', `${what}: OK`);
       else if (r.result === 'REJ') outcome(this.result, 'rej', `${what}: REJECTED by the device — ${r.detail || 'no reason given'}`);
       else if (r.result === 'TIMEOUT') outcome(this.result, 'err', `${what}: TIMED OUT — the device did not answer`);
+      // Two different answers to the same command: someone else may be answering as the console.
+      // The detail reads "conflicting answers from the console: OK, then REJ (...); verify its state".
+      else if (r.result === 'conflict') outcome(this.result, 'err', `${what}: CONFLICT — ${r.detail || 'conflicting answers from the console; verify its state'}`);
       else outcome(this.result, 'err', `${what}: ${r.result} ${r.detail}`);
     } catch (err) {
       const msg = err instanceof ApiError ? `${err.status}: ${err.message}` : String(err);

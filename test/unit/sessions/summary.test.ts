@@ -112,6 +112,20 @@ describe('commandSummary', () => {
     expect(s.items.map((i) => [i.verb, i.outcome])).toEqual([['SET', 'OK'], ['SET', 'refused'], ['PAUSE', 'OK (late)'], ['RESUME', 'pending']]);
     expect(s.byOutcome).toEqual({ OK: 1, refused: 1, 'OK (late)': 1, pending: 1 });
   });
+
+  it('conflict: contradicting answers, reported as such or found after the first one was reported', () => {
+    const s = commandSummary([
+      rec(1, 'command.requested', 'accepted', { cmdId: 'a1', verb: 'RESUME', args: [] }),
+      rec(2, 'command.conflict', 'conflict', { cmdId: 'a1', verb: 'RESUME' }),
+      rec(3, 'command.requested', 'accepted', { cmdId: 'b2', verb: 'PAUSE', args: [] }),
+      rec(4, 'command.acknowledged', 'OK', { cmdId: 'b2', verb: 'PAUSE' }),
+      rec(5, 'command.ack_conflict', 'conflict', { count: 1, sample: { cmdId: 'b2' } }),
+      rec(6, 'command.conflict', 'conflict', { cmdId: 'b2', verb: 'PAUSE', reported: 'OK' }),
+      rec(7, 'command.ack_unknown', 'unknown', { count: 40, sample: { cmdId: 'zz' } }),
+    ]);
+    expect(s.items.map((i) => [i.cmdId, i.outcome])).toEqual([['a1', 'conflict'], ['b2', 'conflict']]);
+    expect(s.byOutcome).toEqual({ conflict: 2 });
+  });
 });
 
 describe('summarizeSession', () => {
