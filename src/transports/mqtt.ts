@@ -28,6 +28,10 @@ export interface MqttTransportOptions {
   clientId?: string;
   username?: string;
   password?: string;
+  /** TLS (mqtts://, wss://): PEM contents. `ca` replaces the system's CAs; the broker's name is always checked. */
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
   sink: IngestSink;
   logger: TransportLogger;
   /** After a reconnect with devices already known, data must flow again within this, or we re-subscribe. */
@@ -43,6 +47,17 @@ export interface MqttTransportOptions {
   protocolVersion?: 4 | 5;
   now?: () => number;
   random?: () => number;
+}
+
+/** mqtt:// or ws:// to anything but loopback: the password (and every command) crosses the network in clear. */
+function cleartext(url: string): boolean {
+  try {
+    const u = new URL(url);
+    if (u.protocol === 'mqtts:' || u.protocol === 'wss:') return false;
+    return !/^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/i.test(u.hostname);
+  } catch {
+    return true;
+  }
 }
 
 type LinkState = 'idle' | 'connecting' | 'subscribing' | 'up' | 'down' | 'stopped';
@@ -97,6 +112,11 @@ export class MqttTransport implements Transport {
       clientId: this.opts.clientId ?? `msc-gateway-${hostname()}`,
       username: this.opts.username,
       password: this.opts.password,
+      ...(this.opts.ca ? { ca: this.opts.ca } : {}),
+      ...(this.opts.cert ? { cert: this.opts.cert } : {}),
+      ...(this.opts.key ? { key: this.opts.key } : {}),
+      // Explicit: a broker whose certificate does not match its name or CA is not ours (no fallback to plain).
+      rejectUnauthorized: true,
       // A persistent session: QoS 1 messages published while we are away are queued by the broker (ICD §2).
       clean: false,
       // MQTT 5: the session outlives a restart by a day; MQTT 3.1.1 brokers keep clean:false sessions by their own rules.
@@ -108,6 +128,9 @@ export class MqttTransport implements Transport {
       // when the session was lost, sending the retained HELLOs twice.
       resubscribe: false,
     };
+    if (this.opts.password !== undefined && cleartext(this.opts.url)) {
+      this.log.warn('MQTT password sent without TLS to a broker off this machine: use mqtts:// (docs/engineer.md)');
+    }
     const client = connect(this.opts.url, options);
     this.client = client;
     client.on('connect', (connack) => this.onConnect(client, connack));
