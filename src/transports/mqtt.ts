@@ -12,7 +12,7 @@ import { isValidDeviceId, type Command, type Discard } from '../protocol/types.j
 import { Backoff } from './backoff.js';
 import { DEFERRED, OrderedAcks } from './mqttAcks.js';
 import {
-  errorText, LogThrottle, redactUrl, withTimeout, type Transport, type TransportLogger, type TransportStatus,
+  errorText, LogThrottle, redactUrl, sendsInClear, withTimeout, type Transport, type TransportLogger, type TransportStatus,
 } from './types.js';
 
 /** ICD §1: the device answers within 500 ms and the sender retries 3 times: a command older than this is stale. */
@@ -47,17 +47,6 @@ export interface MqttTransportOptions {
   protocolVersion?: 4 | 5;
   now?: () => number;
   random?: () => number;
-}
-
-/** mqtt:// or ws:// to anything but loopback: the password (and every command) crosses the network in clear. */
-function cleartext(url: string): boolean {
-  try {
-    const u = new URL(url);
-    if (u.protocol === 'mqtts:' || u.protocol === 'wss:') return false;
-    return !/^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/i.test(u.hostname);
-  } catch {
-    return true;
-  }
 }
 
 type LinkState = 'idle' | 'connecting' | 'subscribing' | 'up' | 'down' | 'stopped';
@@ -128,7 +117,7 @@ export class MqttTransport implements Transport {
       // when the session was lost, sending the retained HELLOs twice.
       resubscribe: false,
     };
-    if (this.opts.password !== undefined && cleartext(this.opts.url)) {
+    if (this.opts.password !== undefined && sendsInClear(this.opts.url)) {
       this.log.warn('MQTT password sent without TLS to a broker off this machine: use mqtts:// (docs/engineer.md)');
     }
     const client = connect(this.opts.url, options);
