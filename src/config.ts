@@ -18,15 +18,37 @@ const serialPort = z.object({
   baudRate: z.number().int().positive().default(115200),
 });
 
+const filePath = z.string().min(1);
+
 const mqttConfig = z.object({
   url: z.string().regex(/^(mqtts?|wss?|tcp):\/\/.+/, 'must be an mqtt://, mqtts://, ws:// or wss:// URL'),
   prefix: z.string().min(1).regex(/^[^#+]+$/, 'must not contain MQTT wildcards').default('msc/v1'),
   /** Stable client id: the broker keeps this gateway's persistent session under it. */
   clientId: z.string().min(1).optional(),
-  username: z.string().optional(),
-  password: z.string().optional(),
+  username: z.string().min(1).optional(),
+  /** Prefer passwordFile or MSC_MQTT_PASSWORD: a password in a config file is one more copy to guard. */
+  password: z.string().min(1).optional(),
+  /** A file holding the password (its first line), read at start (transports/mqttSecrets.ts). */
+  passwordFile: filePath.optional(),
+  /** TLS (mqtts://, wss://): PEM files read at start. `ca`: the CA that signed the broker's certificate. */
+  ca: filePath.optional(),
+  /** Client certificate and its key, for brokers that require one (both or neither). */
+  cert: filePath.optional(),
+  key: filePath.optional(),
   /** 5 (default) or 4 for MQTT 3.1.1-only brokers; the session is persistent with either. */
   protocolVersion: z.union([z.literal(4), z.literal(5)]).default(5),
+}).superRefine((m, ctx) => {
+  const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
+  if (m.password !== undefined && m.passwordFile !== undefined) issue('passwordFile', 'give password or passwordFile, not both');
+  const hasSecret = m.password !== undefined || m.passwordFile !== undefined;
+  // MQTT sends no password without a user name (MQTT 5 §3.1.2.9 allows it, mosquitto refuses it).
+  if (hasSecret && m.username === undefined && !/^[a-z]+:\/\/[^/@]+@/.test(m.url)) issue('username', 'required with a password');
+  if ((m.cert === undefined) !== (m.key === undefined)) issue(m.cert === undefined ? 'cert' : 'key', 'cert and key go together');
+  // A CA or client certificate on a plain URL would be ignored, and the password sent in clear.
+  const tls = /^(mqtts|wss):/.test(m.url);
+  for (const key of ['ca', 'cert', 'key'] as const) {
+    if (m[key] !== undefined && !tls) issue(key, 'needs an mqtts:// or wss:// url');
+  }
 });
 
 const influxConfig = z.object({
@@ -130,6 +152,12 @@ export interface Overrides {
   mqtt?: string;
   mqttPrefix?: string;
   mqttClientId?: string;
+  mqttUsername?: string;
+  mqttPassword?: string;
+  mqttPasswordFile?: string;
+  mqttCa?: string;
+  mqttCert?: string;
+  mqttKey?: string;
   dataDir?: string;
   influx?: string;
   alarmProfile?: string;
@@ -146,6 +174,12 @@ export function overridesFromEnv(env: NodeJS.ProcessEnv): Overrides {
   if (env.MSC_MQTT) o.mqtt = env.MSC_MQTT;
   if (env.MSC_MQTT_PREFIX) o.mqttPrefix = env.MSC_MQTT_PREFIX;
   if (env.MSC_MQTT_CLIENT_ID) o.mqttClientId = env.MSC_MQTT_CLIENT_ID;
+  if (env.MSC_MQTT_USERNAME) o.mqttUsername = env.MSC_MQTT_USERNAME;
+  if (env.MSC_MQTT_PASSWORD) o.mqttPassword = env.MSC_MQTT_PASSWORD;
+  if (env.MSC_MQTT_PASSWORD_FILE) o.mqttPasswordFile = env.MSC_MQTT_PASSWORD_FILE;
+  if (env.MSC_MQTT_CA) o.mqttCa = env.MSC_MQTT_CA;
+  if (env.MSC_MQTT_CERT) o.mqttCert = env.MSC_MQTT_CERT;
+  if (env.MSC_MQTT_KEY) o.mqttKey = env.MSC_MQTT_KEY;
   if (env.MSC_DATA_DIR) o.dataDir = env.MSC_DATA_DIR;
   if (env.MSC_INFLUX) o.influx = env.MSC_INFLUX;
   if (env.MSC_ALARM_PROFILE) o.alarmProfile = env.MSC_ALARM_PROFILE;
@@ -169,6 +203,19 @@ export function applyOverrides(raw: Record<string, unknown>, ...layers: Override
     if (o.mqtt !== undefined) obj('mqtt').url = o.mqtt;
     if (o.mqttPrefix !== undefined) obj('mqtt').prefix = o.mqttPrefix;
     if (o.mqttClientId !== undefined) obj('mqtt').clientId = o.mqttClientId;
+    if (o.mqttUsername !== undefined) obj('mqtt').username = o.mqttUsername;
+    // A password from a later layer replaces the earlier one in whichever form it came.
+    if (o.mqttPassword !== undefined) {
+      obj('mqtt').password = o.mqttPassword;
+      delete obj('mqtt').passwordFile;
+    }
+    if (o.mqttPasswordFile !== undefined) {
+      obj('mqtt').passwordFile = o.mqttPasswordFile;
+      delete obj('mqtt').password;
+    }
+    if (o.mqttCa !== undefined) obj('mqtt').ca = o.mqttCa;
+    if (o.mqttCert !== undefined) obj('mqtt').cert = o.mqttCert;
+    if (o.mqttKey !== undefined) obj('mqtt').key = o.mqttKey;
     if (o.dataDir !== undefined) out.dataDir = o.dataDir;
     if (o.influx !== undefined) obj('influx').url = o.influx;
     if (o.alarmProfile !== undefined) obj('alarms').profile = o.alarmProfile;

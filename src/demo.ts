@@ -72,7 +72,7 @@ async function main(): Promise<void> {
     `  operator token: ${made.value.token}`,
     `  try:          curl -H 'Authorization: Bearer ${made.value.token}' ${gateway.httpUrl}/api/devices`,
     `  metrics:       ${gateway.httpUrl}/metrics`,
-    `  MQTT broker:   ${mqttUrl} (in-process aedes)`,
+    `  MQTT broker:   ${mqttUrl} (in-process aedes; anonymous, no TLS, loopback only: a demo, not a deployment)`,
     `  consoles:      MSC-0001 over MQTT, MSC-0002 over ${serial ? `serial (${sims[0].gatewayPath})` : 'MQTT (install socat for a serial console)'}`,
     '  stop:          Ctrl-C',
     '',

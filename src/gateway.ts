@@ -41,6 +41,7 @@ import { Journal } from './storage/journal.js';
 import { Retention } from './storage/retention.js';
 import { StorageUnavailableError } from './storage/types.js';
 import { MqttTransport } from './transports/mqtt.js';
+import { loadMqttSecrets } from './transports/mqttSecrets.js';
 import { SerialTransport } from './transports/serial.js';
 import type { Transport } from './transports/types.js';
 import { secureDataDir } from './util/privateFiles.js';
@@ -190,10 +191,12 @@ export class Gateway {
       }));
     }
     if (config.mqtt) {
+      // Password and TLS files are read here, once: an unreadable one throws a ConfigError naming its key.
+      const secrets = loadMqttSecrets(config.mqtt);
       this.transports.push(new MqttTransport({
         url: config.mqtt.url, prefix: config.mqtt.prefix,
         clientId: config.mqtt.clientId ?? `msc-gateway-${hostname()}`,
-        username: config.mqtt.username, password: config.mqtt.password, protocolVersion: config.mqtt.protocolVersion,
+        username: config.mqtt.username, protocolVersion: config.mqtt.protocolVersion, ...secrets,
         sink: this.hub, logger: log.child({ module: 'mqtt' }),
       }));
     }

@@ -20,6 +20,11 @@ Transport (exactly one):
 
 Options:
   --prefix P          MQTT topic root (default msc/v1)
+  --mqtt-username U   MQTT user (default: each console's device id, when a password is given)
+  --mqtt-password-file F  file whose first line is the MQTT password; or set MSC_SIM_MQTT_PASSWORD
+  --mqtt-ca FILE      CA certificate (PEM) of an mqtts:// broker
+  --mqtt-cert FILE    client certificate (PEM), with --mqtt-key, if the broker wants one
+  --mqtt-key FILE     its private key (PEM)
   --devices N         simulated consoles (MQTT; default 1)
   --id PREFIX         device id prefix (default MSC -> MSC-0001, MSC-0002, ...)
   --rate HZ           telemetry rate at power-up, 1-100 (default 10)
@@ -62,6 +67,8 @@ export function parseCli(argv: string[]): CliResult {
         speed: { type: 'string' }, scenario: { type: 'string' }, 'auto-run': { type: 'boolean' },
         'session-id': { type: 'string' }, duration: { type: 'string' }, batch: { type: 'string' },
         'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        'mqtt-username': { type: 'string' }, 'mqtt-password-file': { type: 'string' }, 'mqtt-ca': { type: 'string' },
+        'mqtt-cert': { type: 'string' }, 'mqtt-key': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -81,6 +88,13 @@ export function parseCli(argv: string[]): CliResult {
   if (typeof devices === 'number' && devices < 1) return { kind: 'error', message: '--devices must be at least 1' };
   if (typeof speed === 'number' && speed <= 0) return { kind: 'error', message: '--speed must be above 0' };
   if (typeof batch === 'number' && (batch < 1 || batch > 100)) return { kind: 'error', message: '--batch must be 1-100' };
+  const mqttOnly = ['mqtt-username', 'mqtt-password-file', 'mqtt-ca', 'mqtt-cert', 'mqtt-key'] as const;
+  for (const name of mqttOnly) {
+    if (values[name] !== undefined && values.mqtt === undefined) return { kind: 'error', message: `--${name} needs --mqtt` };
+  }
+  if ((values['mqtt-cert'] === undefined) !== (values['mqtt-key'] === undefined)) {
+    return { kind: 'error', message: '--mqtt-cert and --mqtt-key go together' };
+  }
   if (values['session-id'] !== undefined && !values['auto-run']) {
     return { kind: 'error', message: '--session-id needs --auto-run' };
   }
@@ -95,6 +109,11 @@ export function parseCli(argv: string[]): CliResult {
     serialPath: values.serial,
     pty: values.pty,
     mqttUrl: values.mqtt,
+    mqttUsername: values['mqtt-username'],
+    mqttPasswordFile: values['mqtt-password-file'],
+    mqttCa: values['mqtt-ca'],
+    mqttCert: values['mqtt-cert'],
+    mqttKey: values['mqtt-key'],
     prefix: values.prefix,
     devices: devices as number | undefined,
     idPrefix: values.id,
@@ -120,6 +139,11 @@ async function main(): Promise<void> {
     return;
   }
   const log = pino({ level: parsed.logLevel, base: { app: 'msc-sim' } }, pino.destination({ fd: 2, sync: true }));
+  // The password comes from the environment or a file, never argv (which `ps` shows to every user).
+  const envPassword = process.env.MSC_SIM_MQTT_PASSWORD;
+  if (envPassword && parsed.options.mqttPasswordFile === undefined && parsed.options.transport === 'mqtt') {
+    parsed.options.mqttPassword = envPassword;
+  }
   let sim;
   try {
     sim = await startSimulator({ ...parsed.options, log });

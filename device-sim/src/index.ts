@@ -2,6 +2,7 @@
  * Programmatic API of the device simulator: start N simulated consoles on a serial path (or a pty
  * pair it makes) or an MQTT broker, optionally run a scenario, read what was sent, stop.
  */
+import { readFile } from 'node:fs/promises';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { parseSimAction } from './actions.js';
@@ -36,6 +37,18 @@ export interface SimulatorOptions {
   /** Serial: make a socat pty pair; the gateway opens `Simulator.gatewayPath`. */
   pty?: boolean;
   mqttUrl?: string;
+  /**
+   * MQTT user name; with a password and no user name, each console logs in as its own device id (the user
+   * scripts/mqtt-add-console.sh makes), so one password serves one console or several that share it.
+   */
+  mqttUsername?: string;
+  mqttPassword?: string;
+  /** A file whose first line is the MQTT password (instead of mqttPassword). */
+  mqttPasswordFile?: string;
+  /** TLS (mqtts://): PEM files of the broker's CA, and a client certificate and key if the broker wants one. */
+  mqttCa?: string;
+  mqttCert?: string;
+  mqttKey?: string;
   /** MQTT topic root (default `msc/v1`). */
   prefix?: string;
   /** Number of consoles (MQTT; serial is one console per line). Default 1 or the scenario's. */
@@ -83,6 +96,31 @@ export interface Simulator {
 }
 
 const DEVICE_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Reads the password and TLS files; an unreadable one names its option. */
+async function mqttAuth(opts: SimulatorOptions): Promise<{ password?: string; ca?: Buffer; cert?: Buffer; key?: Buffer }> {
+  const read = async (what: string, path: string): Promise<Buffer> => {
+    try {
+      return await readFile(path);
+    } catch (err) {
+      throw new Error(`${what}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  };
+  if (opts.mqttPassword !== undefined && opts.mqttPasswordFile !== undefined) throw new Error('give mqttPassword or mqttPasswordFile, not both');
+  if ((opts.mqttCert === undefined) !== (opts.mqttKey === undefined)) throw new Error('mqtt cert and key go together');
+  const out: { password?: string; ca?: Buffer; cert?: Buffer; key?: Buffer } = {};
+  const password = opts.mqttPasswordFile !== undefined
+    ? (await read('mqtt password file', opts.mqttPasswordFile)).toString('utf8').split(/\r?\n/)[0]
+    : opts.mqttPassword;
+  if (password !== undefined) {
+    if (password === '') throw new Error('the MQTT password is empty');
+    out.password = password;
+  }
+  if (opts.mqttCa !== undefined) out.ca = await read('mqtt ca', opts.mqttCa);
+  if (opts.mqttCert !== undefined) out.cert = await read('mqtt cert', opts.mqttCert);
+  if (opts.mqttKey !== undefined) out.key = await read('mqtt key', opts.mqttKey);
+  return out;
+}
 
 function deviceIds(opts: SimulatorOptions, scenario: Scenario | undefined): string[] {
   const fromScenario = scenario?.devices;
@@ -135,9 +173,11 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
         path, console: consoles[0], ledger, rng: linkRng(seed, 0), log: log.child({ device: ids[0] }), peer,
       }));
     } else {
+      const auth = await mqttAuth(opts);
       consoles.forEach((c, i) => links.push(new MqttLink({
         url: opts.mqttUrl ?? '', prefix: opts.prefix ?? 'msc/v1', console: c, ledger, rng: linkRng(seed, i),
-        log: log.child({ device: c.deviceId }), batch: opts.batch,
+        log: log.child({ device: c.deviceId }), batch: opts.batch, ...auth,
+        username: opts.mqttUsername ?? (auth.password !== undefined ? c.deviceId : undefined),
       })));
     }
     // Links first, so the power-up HELLO goes out on an open line / a connected client.

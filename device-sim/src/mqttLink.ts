@@ -30,6 +30,18 @@ export interface MqttLinkOptions {
   batch?: number;
   /** How long start() waits for the broker, ms (default 10 000). */
   connectTimeoutMs?: number;
+  /** Broker credentials: on a broker with users the user name is the console's device id (deploy/mosquitto/acl). */
+  username?: string;
+  password?: string;
+  /** TLS (mqtts://): PEM contents of the broker's CA, and a client certificate and key if the broker wants one. */
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+}
+
+/** `mqtt://user:secret@host` → `mqtt://user@host`: a password in the URL never reaches a log or an error. */
+function redactUrl(url: string): string {
+  return url.replace(/^([a-z]+:\/\/[^:/@]*):[^@/]*@/i, '$1@');
 }
 
 /** A batch waits at most this long (real time) for more samples. */
@@ -44,6 +56,8 @@ export class MqttLink implements SimLink {
   private down = false;
   private stopped = false;
   private lastTelemetryPayload = '';
+  /** Why the last connection attempt failed (a refused login reads "Not authorized"), for start()'s error. */
+  private lastError: string | null = null;
 
   constructor(private readonly opts: MqttLinkOptions) {}
 
@@ -60,7 +74,8 @@ export class MqttLink implements SimLink {
       const timer = setTimeout(() => {
         client.end(true);
         this.client = null;
-        reject(new Error(`MQTT broker ${this.opts.url} not reachable within ${timeoutMs} ms`));
+        const why = this.lastError ? `: ${this.lastError}` : '';
+        reject(new Error(`MQTT broker ${redactUrl(this.opts.url)} not reachable within ${timeoutMs} ms${why}`));
       }, timeoutMs);
       client.once('connect', () => {
         clearTimeout(timer);
@@ -130,6 +145,12 @@ export class MqttLink implements SimLink {
       connectTimeout: 5000,
       queueQoSZero: false,
       will: { topic: this.topic('status'), payload: Buffer.from('offline'), qos: 1, retain: true },
+      username: this.opts.username,
+      password: this.opts.password,
+      ...(this.opts.ca ? { ca: this.opts.ca } : {}),
+      ...(this.opts.cert ? { cert: this.opts.cert } : {}),
+      ...(this.opts.key ? { key: this.opts.key } : {}),
+      rejectUnauthorized: true,
     };
     const client = connect(this.opts.url, options);
     client.on('connect', () => {
@@ -153,7 +174,10 @@ export class MqttLink implements SimLink {
       else stats.commandsReceived++;
       this.opts.console.receive(decoded);
     });
-    client.on('error', (err) => this.opts.log.warn({ err: err.message, device: this.opts.console.deviceId }, 'mqtt error'));
+    client.on('error', (err) => {
+      this.lastError = err.message;
+      this.opts.log.warn({ err: err.message, device: this.opts.console.deviceId }, 'mqtt error');
+    });
     return client;
   }
 

@@ -37,7 +37,17 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     return 0;
   }
   const logger = createLogger(loaded.config.log.level);
-  const gateway = new Gateway(loaded.config, { logger });
+  let gateway: Gateway;
+  try {
+    gateway = new Gateway(loaded.config, { logger });
+  } catch (err) {
+    // Files the configuration names (mqtt.passwordFile, mqtt.ca, ...) are read here: the same exit as a bad field.
+    if (err instanceof ConfigError) {
+      process.stderr.write(`msc-gateway: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
 
   let exiting = false;
   const shutdown = (signal: string) => {

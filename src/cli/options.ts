@@ -18,6 +18,11 @@ Options:
   --mqtt URL             MQTT broker, e.g. mqtt://127.0.0.1:1883
   --mqtt-prefix PREFIX   topic prefix (default msc/v1)
   --mqtt-client-id ID    stable client id of the persistent session (default msc-gateway-<hostname>)
+  --mqtt-username NAME   broker user (the password: MSC_MQTT_PASSWORD or --mqtt-password-file, never a flag)
+  --mqtt-password-file F file holding the broker password (first line)
+  --mqtt-ca FILE         CA certificate (PEM) that signed the broker's, for mqtts://
+  --mqtt-cert FILE       client certificate (PEM), with --mqtt-key, for brokers that require one
+  --mqtt-key FILE        its private key (PEM)
   --http HOST:PORT       HTTP listen address (default 127.0.0.1:8080)
   --data-dir DIR         journal directory (default ./data)
   --no-journal           keep nothing (live view only)
@@ -29,7 +34,8 @@ Options:
   --version              print the version
 
 Every option can also come from the environment: MSC_HTTP, MSC_SERIAL (comma-separated), MSC_MQTT,
-MSC_MQTT_PREFIX, MSC_MQTT_CLIENT_ID, MSC_DATA_DIR, MSC_INFLUX, MSC_ALARM_PROFILE, MSC_LOG_LEVEL, MSC_DURABILITY.
+MSC_MQTT_PREFIX, MSC_MQTT_CLIENT_ID, MSC_MQTT_USERNAME, MSC_MQTT_PASSWORD, MSC_MQTT_PASSWORD_FILE, MSC_MQTT_CA,
+MSC_MQTT_CERT, MSC_MQTT_KEY, MSC_DATA_DIR, MSC_INFLUX, MSC_ALARM_PROFILE, MSC_LOG_LEVEL, MSC_DURABILITY.
 Precedence: defaults < --config file < environment < flags.
 `;
 
@@ -39,6 +45,11 @@ const OPTIONS = {
   mqtt: { type: 'string' },
   'mqtt-prefix': { type: 'string' },
   'mqtt-client-id': { type: 'string' },
+  'mqtt-username': { type: 'string' },
+  'mqtt-password-file': { type: 'string' },
+  'mqtt-ca': { type: 'string' },
+  'mqtt-cert': { type: 'string' },
+  'mqtt-key': { type: 'string' },
   http: { type: 'string' },
   'data-dir': { type: 'string' },
   'no-journal': { type: 'boolean' },
@@ -63,7 +74,9 @@ export function loadConfigFromArgs(argv: string[], env: NodeJS.ProcessEnv) {
   }
   const flags: Overrides = {
     http: values.http, serial: values.serial, mqtt: values.mqtt, mqttPrefix: values['mqtt-prefix'],
-    mqttClientId: values['mqtt-client-id'], dataDir: values['data-dir'], influx: values.influx,
+    mqttClientId: values['mqtt-client-id'], mqttUsername: values['mqtt-username'],
+    mqttPasswordFile: values['mqtt-password-file'], mqttCa: values['mqtt-ca'], mqttCert: values['mqtt-cert'],
+    mqttKey: values['mqtt-key'], dataDir: values['data-dir'], influx: values.influx,
     alarmProfile: values['alarm-profile'], logLevel: values['log-level'], noJournal: values['no-journal'],
     durability: values.durability,
   };

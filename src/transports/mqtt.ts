@@ -12,7 +12,7 @@ import { isValidDeviceId, type Command, type Discard } from '../protocol/types.j
 import { Backoff } from './backoff.js';
 import { DEFERRED, OrderedAcks } from './mqttAcks.js';
 import {
-  errorText, LogThrottle, redactUrl, withTimeout, type Transport, type TransportLogger, type TransportStatus,
+  errorText, LogThrottle, redactUrl, sendsInClear, withTimeout, type Transport, type TransportLogger, type TransportStatus,
 } from './types.js';
 
 /** ICD §1: the device answers within 500 ms and the sender retries 3 times: a command older than this is stale. */
@@ -28,6 +28,10 @@ export interface MqttTransportOptions {
   clientId?: string;
   username?: string;
   password?: string;
+  /** TLS (mqtts://, wss://): PEM contents. `ca` replaces the system's CAs; the broker's name is always checked. */
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
   sink: IngestSink;
   logger: TransportLogger;
   /** After a reconnect with devices already known, data must flow again within this, or we re-subscribe. */
@@ -97,6 +101,11 @@ export class MqttTransport implements Transport {
       clientId: this.opts.clientId ?? `msc-gateway-${hostname()}`,
       username: this.opts.username,
       password: this.opts.password,
+      ...(this.opts.ca ? { ca: this.opts.ca } : {}),
+      ...(this.opts.cert ? { cert: this.opts.cert } : {}),
+      ...(this.opts.key ? { key: this.opts.key } : {}),
+      // Explicit: a broker whose certificate does not match its name or CA is not ours (no fallback to plain).
+      rejectUnauthorized: true,
       // A persistent session: QoS 1 messages published while we are away are queued by the broker (ICD §2).
       clean: false,
       // MQTT 5: the session outlives a restart by a day; MQTT 3.1.1 brokers keep clean:false sessions by their own rules.
@@ -108,6 +117,9 @@ export class MqttTransport implements Transport {
       // when the session was lost, sending the retained HELLOs twice.
       resubscribe: false,
     };
+    if (this.opts.password !== undefined && sendsInClear(this.opts.url)) {
+      this.log.warn('MQTT password sent without TLS to a broker off this machine: use mqtts:// (docs/engineer.md)');
+    }
     const client = connect(this.opts.url, options);
     this.client = client;
     client.on('connect', (connack) => this.onConnect(client, connack));

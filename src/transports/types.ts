@@ -86,6 +86,17 @@ export function redactUrl(url: string): string {
   }
 }
 
+/** mqtt:// or ws:// to anything but loopback: a password (and every command) would cross the network in clear. */
+export function sendsInClear(url: string): boolean {
+  try {
+    const u = new URL(url);
+    if (u.protocol === 'mqtts:' || u.protocol === 'wss:') return false;
+    return !/^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/i.test(u.hostname);
+  } catch {
+    return true;
+  }
+}
+
 export function errorText(err: unknown): string {
   if (err instanceof Error) {
     const code = (err as NodeJS.ErrnoException).code;

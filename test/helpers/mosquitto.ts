@@ -4,9 +4,10 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { tmpdir, userInfo } from 'node:os';
+import { join, resolve } from 'node:path';
 import { freePort, portAccepts } from './net.js';
 
 export interface MosquittoBroker {
@@ -34,12 +35,43 @@ async function kill(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-/** `config`: extra mosquitto.conf lines (e.g. the in-flight window and queue deploy/mosquitto/mosquitto.conf sets). */
-export async function startMosquitto(opts: { binary?: string; config?: string[] } = {}): Promise<MosquittoBroker> {
+export interface MosquittoOptions {
+  binary?: string;
+  /** Extra mosquitto.conf lines (e.g. the in-flight window and queue deploy/mosquitto/mosquitto.conf sets). */
+  config?: string[];
+  /**
+   * The whole mosquitto.conf, given the port to listen on (see deployedConfig), instead of the default anonymous
+   * plain listener; `config` lines still follow it.
+   */
+  base?: (port: number) => string[];
+  /** The scheme of `url`: mqtts when `base` makes a TLS listener. */
+  scheme?: 'mqtt' | 'mqtts';
+}
+
+const DEPLOY_CONF = resolve(import.meta.dirname, '../../deploy/mosquitto/mosquitto.conf');
+
+/**
+ * deploy/mosquitto/mosquitto.conf as users get it, made runnable here: its listener on `port` on loopback, its
+ * /mosquitto/config/* and /mosquitto/certs/* files taken from `files` (password file, ACL, certificates), no
+ * persistence. Every other line (anonymous access, auth, ACL, client ids, TLS settings) is kept as shipped.
+ * Mosquitto reads its password file and key after dropping to `user` when started as root: it stays this user.
+ */
+export function deployedConfig(port: number, files: { configDir: string; certDir: string }): string[] {
+  const lines = readFileSync(DEPLOY_CONF, 'utf8').split('\n')
+    .filter((l) => !/^(persistence|persistence_location|autosave_interval|log_dest)\b/.test(l))
+    .map((l) => l
+      .replace(/^listener (\d+)$/, `listener ${port} 127.0.0.1`)
+      .replace(/ \/mosquitto\/config\//, ` ${files.configDir}/`)
+      .replace(/ \/mosquitto\/certs\//, ` ${files.certDir}/`));
+  if (lines.filter((l) => l.startsWith('listener ')).length !== 1) throw new Error(`${DEPLOY_CONF}: expected one listener`);
+  return [...lines, 'persistence false', 'log_dest stderr', `user ${userInfo().username}`];
+}
+
+export async function startMosquitto(opts: MosquittoOptions = {}): Promise<MosquittoBroker> {
   const dir = await mkdtemp(join(tmpdir(), 'msc-mosquitto-'));
   const port = await freePort();
   const conf = join(dir, 'mosquitto.conf');
-  await writeFile(conf, [
+  const base = opts.base ? opts.base(port) : [
     `listener ${port} 127.0.0.1`,
     'allow_anonymous true',
     'persistence false',
@@ -47,9 +79,8 @@ export async function startMosquitto(opts: { binary?: string; config?: string[] 
     'log_type error',
     'log_type warning',
     'log_type notice',
-    ...(opts.config ?? []),
-    '',
-  ].join('\n'));
+  ];
+  await writeFile(conf, [...base, ...(opts.config ?? []), ''].join('\n'));
 
   let child: ChildProcess | null = null;
   let stopped = false;
@@ -95,7 +126,7 @@ export async function startMosquitto(opts: { binary?: string; config?: string[] 
   }
 
   return {
-    url: `mqtt://127.0.0.1:${port}`,
+    url: `${opts.scheme ?? 'mqtt'}://127.0.0.1:${port}`,
     port,
     stop,
     async restart() {

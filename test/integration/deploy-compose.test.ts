@@ -78,15 +78,60 @@ describe('docker-compose.yml', () => {
     expect(existsSync(join(ROOT, 'Dockerfile'))).toBe(true);
   });
 
-  it('mounts only files that exist, read-only', () => {
+  // Made on the deployment host by scripts/mqtt-compose-setup.sh, never committed (they hold hashes and a key).
+  const GENERATED = ['./deploy/mosquitto/passwd', './deploy/mosquitto/certs', './deploy/mosquitto/certs/ca.crt'];
+
+  it('mounts only files that exist or that the setup script makes (and git ignores), read-only', () => {
     const mounts = Object.values(services).flatMap(bindMounts);
     expect(mounts.length).toBeGreaterThanOrEqual(3);
+    const setup = read('scripts/mqtt-compose-setup.sh');
+    const ignored = read('.gitignore').split('\n');
     for (const m of mounts) {
-      expect(existsSync(join(ROOT, m.src)), m.src).toBe(true);
       expect(m.mode, m.src).toBe('ro');
+      if (GENERATED.includes(m.src)) {
+        const path = m.src.slice(2);
+        expect(ignored.some((l) => l === path || (l.endsWith('/') && `${path}/`.startsWith(l))), `${path} in .gitignore`).toBe(true);
+        expect(setup.includes(path.replace(/\/ca\.crt$/, '/')), `${path} made by mqtt-compose-setup.sh`).toBe(true);
+      } else {
+        expect(existsSync(join(ROOT, m.src)), m.src).toBe(true);
+      }
     }
-    expect(bindMounts(services.mosquitto)).toContainEqual({ src: './deploy/mosquitto/mosquitto.conf', dst: '/mosquitto/config/mosquitto.conf', mode: 'ro' });
-    expect(read('deploy/mosquitto/mosquitto.conf')).toMatch(/^listener 1883$/m);
+    expect(bindMounts(services.mosquitto)).toEqual(expect.arrayContaining([
+      { src: './deploy/mosquitto/mosquitto.conf', dst: '/mosquitto/config/mosquitto.conf', mode: 'ro' },
+      { src: './deploy/mosquitto/acl', dst: '/mosquitto/config/acl', mode: 'ro' },
+      { src: './deploy/mosquitto/passwd', dst: '/mosquitto/config/passwd', mode: 'ro' },
+      { src: './deploy/mosquitto/certs', dst: '/mosquitto/certs', mode: 'ro' },
+    ]));
+  });
+
+  it('locks the broker: no anonymous access, the mounted password file and ACL, TLS on 8883 and no plain listener', () => {
+    const conf = read('deploy/mosquitto/mosquitto.conf');
+    const directives = conf.split('\n').filter((l) => l.trim() && !l.startsWith('#'));
+    const value = (key: string) => directives.filter((l) => l.split(' ')[0] === key).map((l) => l.slice(key.length + 1));
+    expect(value('allow_anonymous')).toEqual(['false']);
+    expect(value('per_listener_settings')).not.toContain('true');
+    expect(value('password_file')).toEqual(['/mosquitto/config/passwd']);
+    expect(value('acl_file')).toEqual(['/mosquitto/config/acl']);
+    expect(value('listener')).toEqual(['8883']);
+    // Listener settings follow their listener line.
+    const afterListener = directives.slice(directives.findIndex((l) => l.startsWith('listener ')));
+    for (const key of ['use_username_as_clientid true', 'certfile /mosquitto/certs/server.crt', 'keyfile /mosquitto/certs/server.key']) {
+      expect(afterListener, key).toContain(key);
+    }
+    expect(containerPorts(services.mosquitto)).toEqual([8883]);
+    expect(services.mosquitto.ports[0]).toMatch(/^\$\{MQTT_BIND:-127\.0\.0\.1\}:8883:8883$/);
+  });
+
+  it('gives the gateway its broker user (with an ACL block), the password from .env and the broker\'s CA', () => {
+    const env = envOf(services.gateway);
+    const config = parseConfig(applyOverrides({}, overridesFromEnv(env)));
+    expect(config.mqtt!.url).toBe('mqtts://mosquitto:8883');
+    expect(config.mqtt!.username).toBe('msc-gateway-1');
+    expect(services.gateway.environment.MSC_MQTT_PASSWORD).toBe('${MQTT_GATEWAY_PASSWORD:?set in .env}');
+    expect(bindMounts(services.gateway)).toContainEqual({ src: './deploy/mosquitto/certs/ca.crt', dst: config.mqtt!.ca, mode: 'ro' });
+    const acl = read('deploy/mosquitto/acl');
+    expect(acl).toMatch(/^user msc-gateway-1\ntopic read msc\/v1\/#\ntopic write msc\/v1\/\+\/cmd$/m);
+    expect(read('scripts/mqtt-compose-setup.sh')).toMatch(/^add msc-gateway-1 MQTT_GATEWAY_PASSWORD --gateway$/m);
   });
 
   it('provisions Grafana with the InfluxDB service and the dashboards directory', () => {
@@ -107,7 +152,14 @@ describe('docker-compose.yml', () => {
       expect(svc.entrypoint).toEqual(['node', 'dist/device-sim/src/cli.js']);
       const parsed = parseCli(svc.command);
       expect(parsed.kind, JSON.stringify(parsed)).toBe('run');
-      expect(svc.command).toEqual(expect.arrayContaining(['--mqtt', 'mqtt://mosquitto:1883', '--auto-run']));
+      expect(svc.command).toEqual(expect.arrayContaining(['--mqtt', 'mqtts://mosquitto:8883', '--auto-run']));
+      const ca = svc.command[svc.command.indexOf('--mqtt-ca') + 1];
+      expect(bindMounts(svc)).toContainEqual({ src: './deploy/mosquitto/certs/ca.crt', dst: ca, mode: 'ro' });
+      // The console logs in as its device id (the ACL's %u rules): the setup script makes that user from .env.
+      const deviceId = `${svc.command[svc.command.indexOf('--id') + 1]}-0001`;
+      const variable = /^\$\{(\w+):\?[^}]*\}$/.exec(svc.environment.MSC_SIM_MQTT_PASSWORD)![1];
+      expect(envExample[variable], variable).toBeTruthy();
+      expect(read('scripts/mqtt-compose-setup.sh')).toMatch(new RegExp(`^add ${deviceId} ${variable}$`, 'm'));
       const scenario = svc.command[svc.command.indexOf('--scenario') + 1];
       if (svc.command.includes('--scenario')) expect(existsSync(join(ROOT, scenario))).toBe(true);
     }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfigFromArgs } from '../../../src/cli/options.js';
 import { ConfigError, parseConfig } from '../../../src/config.js';
+import { loadMqttSecrets } from '../../../src/transports/mqttSecrets.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'msc-config-'));
 function file(name: string, text: string): string {
@@ -58,5 +59,45 @@ describe('configuration', () => {
     expect(issuesOf(() => loadConfigFromArgs(['--config', join(dir, 'missing.yaml')], {}))[0]).toMatch(/cannot read/);
     expect(issuesOf(() => loadConfigFromArgs(['--config', file('x.yaml', 'a: [1, 2')], {}))[0]).toMatch(/not valid YAML/);
     expect(issuesOf(() => loadConfigFromArgs(['--influx', 'http://host:8086'], {}))[0]).toMatch(/^influx\.url:/);
+  });
+
+  it('takes MQTT credentials and TLS files from the file, MSC_MQTT_* and flags; a later password replaces the earlier form', () => {
+    const cfg = file('m.yaml', 'mqtt: { url: "mqtts://broker:8883", username: gw1, passwordFile: /etc/msc/pw, ca: /etc/msc/ca.crt }\n');
+    expect(loadConfigFromArgs(['--config', cfg], {}).config.mqtt).toMatchObject({
+      username: 'gw1', passwordFile: '/etc/msc/pw', ca: '/etc/msc/ca.crt',
+    });
+    const fromEnv = loadConfigFromArgs(['--config', cfg], { MSC_MQTT_PASSWORD: 's3cret', MSC_MQTT_USERNAME: 'gw2' }).config.mqtt!;
+    expect(fromEnv).toMatchObject({ username: 'gw2', password: 's3cret' });
+    expect(fromEnv.passwordFile).toBeUndefined();
+    const flags = loadConfigFromArgs(
+      ['--config', cfg, '--mqtt-password-file', '/run/pw', '--mqtt-ca', '/x/ca.pem', '--mqtt-cert', '/x/c.pem', '--mqtt-key', '/x/k.pem'],
+      { MSC_MQTT_PASSWORD: 's3cret' },
+    ).config.mqtt!;
+    expect(flags).toMatchObject({ passwordFile: '/run/pw', ca: '/x/ca.pem', cert: '/x/c.pem', key: '/x/k.pem' });
+    expect(flags.password).toBeUndefined();
+    // No flag carries the password itself: argv is visible to every user of the machine.
+    expect(issuesOf(() => loadConfigFromArgs(['--mqtt-password', 'x'], {}))[0]).toMatch(/mqtt-password/);
+  });
+
+  it('refuses MQTT settings that would not do what they say', () => {
+    const issue = (mqtt: Record<string, unknown>) => issuesOf(() => parseConfig({ mqtt }));
+    expect(issue({ url: 'mqtt://b:1883', username: 'u', password: 'p', passwordFile: '/f' })).toEqual(['mqtt.passwordFile: give password or passwordFile, not both']);
+    expect(issue({ url: 'mqtt://b:1883', password: 'p' })).toEqual(['mqtt.username: required with a password']);
+    expect(issue({ url: 'mqtt://b:1883', ca: '/ca.crt' })).toEqual(['mqtt.ca: needs an mqtts:// or wss:// url']);
+    expect(issue({ url: 'mqtts://b:8883', cert: '/c.pem' })).toEqual(['mqtt.key: cert and key go together']);
+    expect(parseConfig({ mqtt: { url: 'mqtt://u:p@b:1883' } }).mqtt!.url).toBe('mqtt://u:p@b:1883');
+  });
+
+  it('reads the MQTT password and TLS files at start, and names the key of one it cannot read', () => {
+    const pw = file('pw', 'first-line\nignored\n');
+    const ca = file('ca.pem', '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+    const mqtt = (m: Record<string, unknown>) => parseConfig({ mqtt: { url: 'mqtts://b:8883', username: 'u', ...m } }).mqtt!;
+    const secrets = loadMqttSecrets(mqtt({ passwordFile: pw, ca }));
+    expect(secrets.password).toBe('first-line');
+    expect(secrets.ca?.toString()).toMatch(/BEGIN CERTIFICATE/);
+    expect(issuesOf(() => loadMqttSecrets(mqtt({ ca: join(dir, 'none.pem') })))).toEqual([`mqtt.ca: cannot read ${join(dir, 'none.pem')} (ENOENT)`]);
+    expect(issuesOf(() => loadMqttSecrets(mqtt({ ca: pw })))[0]).toMatch(/^mqtt\.ca: .* is not a PEM file$/);
+    expect(issuesOf(() => loadMqttSecrets(mqtt({ passwordFile: file('empty', '\n') })))[0]).toMatch(/^mqtt\.passwordFile: .* is empty$/);
+    expect(issuesOf(() => loadMqttSecrets(mqtt({ cert: ca, key: join(dir, 'k') })))[0]).toMatch(/^mqtt\.key: cannot read/);
   });
 });

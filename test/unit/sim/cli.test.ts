@@ -19,6 +19,15 @@ describe('msc-sim argument parsing', () => {
     expect(parseCli(['--help'])).toEqual({ kind: 'help' });
   });
 
+  it('takes MQTT user, password file and TLS files (the password itself never as a flag)', () => {
+    const r = parseCli(['--mqtt', 'mqtts://b:8883', '--mqtt-username', 'U', '--mqtt-password-file', '/pw', '--mqtt-ca', '/ca',
+      '--mqtt-cert', '/c', '--mqtt-key', '/k']);
+    expect(r).toMatchObject({ kind: 'run', options: { mqttUsername: 'U', mqttPasswordFile: '/pw', mqttCa: '/ca', mqttCert: '/c', mqttKey: '/k' } });
+    for (const argv of [['--pty', '--mqtt-ca', '/ca'], ['--mqtt', 'mqtts://b', '--mqtt-cert', '/c'], ['--mqtt', 'mqtt://b', '--mqtt-password', 'x']]) {
+      expect(parseCli(argv), argv.join(' ')).toMatchObject({ kind: 'error' });
+    }
+  });
+
   it('rejects bad flags with a message', () => {
     const errors = [
       [], ['--pty', '--mqtt', 'mqtt://x'], ['--pty', '--rate', '0'], ['--pty', '--rate', 'fast'], ['--pty', '--speed', '-1'],

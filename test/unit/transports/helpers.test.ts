@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Backoff } from '../../../src/transports/backoff.js';
-import { LogThrottle, redactUrl, withTimeout } from '../../../src/transports/types.js';
+import { LogThrottle, redactUrl, sendsInClear, withTimeout } from '../../../src/transports/types.js';
 
 describe('Backoff', () => {
   it('doubles from the initial delay to the cap and stays there; reset starts over', () => {
@@ -61,5 +61,14 @@ describe('withTimeout', () => {
   it('gives up after the limit without rejecting', async () => {
     await expect(withTimeout(new Promise(() => undefined), 10)).resolves.toBeUndefined();
     await expect(withTimeout(Promise.resolve(7), 1000)).resolves.toBe(7);
+  });
+});
+
+describe('sendsInClear', () => {
+  it('is true for plain MQTT or WebSocket off this machine, false for TLS or loopback', () => {
+    for (const url of ['mqtt://broker:1883', 'ws://10.1.2.3/mqtt', 'tcp://ward3.example:1883', 'not a url']) expect(sendsInClear(url), url).toBe(true);
+    for (const url of ['mqtts://broker:8883', 'wss://broker/mqtt', 'mqtt://127.0.0.1:1883', 'mqtt://localhost:1883', 'mqtt://[::1]:1883']) {
+      expect(sendsInClear(url), url).toBe(false);
+    }
   });
 });
