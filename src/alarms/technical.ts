@@ -98,9 +98,14 @@ export class LinkMonitor {
     const silentMs = now - lastSeen;
     const telemetrySilentMs = now - Math.max(t.lastTelemetryRx ?? -Infinity, t.activeSince);
     const lost = { ...base, priority: c.priority };
-    // Raised by the transport or the console itself (status offline): the reason is the information, not the
-    // silence so far ("0.1 (limit 3)" read as a measurement), so neither value nor limit is shown.
-    if (t.linkLostAt !== null) return { ...lost, value: null, limit: null, message: `Link to ${deviceId} lost: ${t.linkReason}` };
+    if (t.linkLostAt !== null) {
+      const message = `Link to ${deviceId} lost: ${t.linkReason}`;
+      // Lost by silence (the device model's "no frame for x s"): the silence against its limit is the measurement.
+      if (/^no frame for /.test(t.linkReason ?? '')) return { ...lost, value: round1(Math.max(0, silentMs)), message };
+      // Lost by the transport or the console itself (status offline, port closed): the reason is the information,
+      // not the silence so far ("0.1 (limit 3)" read as a measurement), so neither value nor limit is shown.
+      return { ...lost, value: null, limit: null, message };
+    }
     if (silentMs > limitMs) {
       const since = Number.isFinite(silentMs) ? `for ${round1(silentMs)} s` : 'since the gateway started';
       return { ...lost, value: Number.isFinite(silentMs) ? round1(silentMs) : null, message: `No frame from ${deviceId} ${since}` };

@@ -160,12 +160,14 @@ describe('alarm scenarios end to end', () => {
     const a = s.t.alarm;
     expect(s.t).toMatchObject({ kind: 'raise', from: 'NORMAL', to: 'UNACK' });
     expect(a).toMatchObject({
-      rule: 'COMM_LOSS', source: 'technical', priority: 'HIGH', state: 'UNACK', active: true, latching: false, limit: SILENCE_MS / 1000,
+      rule: 'COMM_LOSS', source: 'technical', priority: 'HIGH', state: 'UNACK', active: true, latching: false,
     });
     expect(a.raisedAt!).toBeGreaterThanOrEqual(since);
     expect(typeof s.lastSeen, `${a.device} had sent frames`).toBe('number');
     if (s.link === 'lost' && transportReason.test(s.linkReason ?? '')) {
       expect(a.message).toBe(`Link to ${a.device} lost: ${s.linkReason}`);
+      // The reason is the information: no silence-so-far dressed as a measured value against a limit.
+      expect(a).toMatchObject({ value: null, limit: null });
       const lost = links.find((l) => l.deviceId === a.device && l.link === 'lost' && l.reason === s.linkReason);
       expect(lost, `link lost (${s.linkReason}) on the bus`).toBeDefined();
       expect(lost!.at).toBeGreaterThanOrEqual(since);
@@ -175,6 +177,7 @@ describe('alarm scenarios end to end', () => {
     expect(a.message).toMatch(new RegExp(`^(Link to ${a.device} lost: no frame for|No frame from ${a.device} for) \\d+(\\.\\d)? s$`));
     expect(a.raisedAt! - s.lastSeen!).toBeGreaterThanOrEqual(SILENCE_MS);
     expect(a.value as number).toBeGreaterThanOrEqual(SILENCE_MS / 1000);
+    expect(a.limit).toBe(SILENCE_MS / 1000);
     return 'silence';
   };
 
