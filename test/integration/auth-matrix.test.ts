@@ -65,7 +65,7 @@ const POLICY: Readonly<Record<string, RouteAccess>> = Object.fromEntries(Object.
   ],
   engineer: [
     'GET /api/audit', 'POST /api/alarms/:id/out-of-service', 'POST /api/alarms/:id/return-to-service',
-    'PUT /api/alarms/profile', 'PUT /api/devices/:id/limits', 'GET /api/devices/:id/replay',
+    'PUT /api/alarms/profile', 'POST /api/alarms/profile/confirm', 'PUT /api/devices/:id/limits', 'GET /api/devices/:id/replay',
     'GET /api/sessions/:id/export', 'GET /api/devices/:id/telemetry.csv',
   ],
 }).flatMap(([access, routes]) => routes.map((r) => [r, access as RouteAccess])));
