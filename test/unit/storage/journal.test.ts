@@ -170,7 +170,7 @@ describe('Journal contents', () => {
     j.appendEvent(deviceEvent(12, 'AIR_DETECTED'));
     j.appendTelemetry(sample(5, { QB: 1 }, { deviceId: 'MSC-0002' }));
     await j.committed();
-    expect(j.lastSeq('MSC-0001')).toEqual({ seq: 12, t: T0 + 12 * 40 });
+    expect(j.lastSeq('MSC-0001')).toMatchObject({ seq: 12, t: T0 + 12 * 40 });
     expect(j.lastSeq('MSC-0002')).toEqual({ seq: 5, t: T0 + 5 * 40 });
   });
 
