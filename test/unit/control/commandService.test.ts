@@ -8,6 +8,7 @@ import { DeviceHub } from '../../../src/model/deviceHub.js';
 import type { DeviceLink } from '../../../src/model/types.js';
 import { CMD_ID_RE } from '../../../src/protocol/commands.js';
 import type { AckResult, Command } from '../../../src/protocol/types.js';
+import { helloFrame } from '../../helpers/hello.js';
 
 const DEV = 'MSC-0001';
 const alice = { user: 'alice', role: 'operator' };
@@ -59,6 +60,7 @@ beforeEach(async () => {
   bus = new EventBus();
   hub = new DeviceHub({ bus, logger: silentLogger() });
   dev = new FakeConsole(hub);
+  await hub.ingest(DEV, [helloFrame(DEV)], dev);
   svc = new CommandService({ bus, hub, audit, logger: silentLogger() });
   svc.start();
   await feed('RUNNING');
