@@ -85,6 +85,8 @@ export class DeviceHub implements IngestSink, DeviceView {
   private readonly anonymousDiscards = new Map<string, Record<string, number>>();
   /** Ids the journal was asked about and does not know (see UNKNOWN_IDS_MAX). */
   private readonly unknownIds = new Set<string>();
+  /** The last journal read failed (rememberedSeq). */
+  private journalFailed = false;
   private timer: NodeJS.Timeout | null = null;
   private readonly now: () => number;
   private readonly logThrottle: LogThrottle;
@@ -162,16 +164,27 @@ export class DeviceHub implements IngestSink, DeviceView {
     // A retained `status` may be replayed before the retained HELLO: it says nothing worth a record or a count.
     if (data.length === 0) return null;
     const hello = data.some((f) => f.type === 'HELLO');
+    const max = this.opts.maxConsoles ?? DEFAULT_MAX_CONSOLES;
+    const full = this.devices.size >= max;
+    const refuseFull = () => this.refuse(deviceId, link.source, 'too_many_consoles', data.length,
+      `${deviceId} refused: already ${max} consoles (maxConsoles)`);
+    // A HELLO flood beyond the limit costs no journal read.
+    if (hello && full) {
+      refuseFull();
+      return null;
+    }
     const remembered = this.unknownIds.has(deviceId) ? null : this.rememberedSeq(deviceId);
     if (!hello && remembered === null) {
-      if (this.unknownIds.size >= UNKNOWN_IDS_MAX) this.unknownIds.clear();
-      this.unknownIds.add(deviceId);
+      // Only a journal that answered is sure: an id it could not be asked about is asked again next time.
+      if (!this.journalFailed) {
+        if (this.unknownIds.size >= UNKNOWN_IDS_MAX) this.unknownIds.clear();
+        this.unknownIds.add(deviceId);
+      }
       this.refuse(deviceId, link.source, 'no_hello', data.length, `${deviceId} sent ${data[0].type} before any HELLO`);
       return null;
     }
-    const max = this.opts.maxConsoles ?? DEFAULT_MAX_CONSOLES;
-    if (this.devices.size >= max) {
-      this.refuse(deviceId, link.source, 'too_many_consoles', data.length, `${deviceId} refused: already ${max} consoles (maxConsoles)`);
+    if (full) {
+      refuseFull();
       return null;
     }
     this.unknownIds.delete(deviceId);
@@ -284,8 +297,11 @@ export class DeviceHub implements IngestSink, DeviceView {
    */
   private rememberedSeq(deviceId: string): SeqBaseline | null {
     try {
-      return this.opts.seqMemory?.lastSeq(deviceId) ?? null;
+      const remembered = this.opts.seqMemory?.lastSeq(deviceId) ?? null;
+      this.journalFailed = false;
+      return remembered;
     } catch (err) {
+      this.journalFailed = true;
       const admitted = this.logThrottle.admit('journal-unavailable');
       if (admitted) {
         this.opts.logger.warn({ device: deviceId, err: (err as Error).message, suppressed: admitted.suppressed },

@@ -236,6 +236,20 @@ describe('DeviceHub', () => {
     expect(asked.filter((id) => id === 'STRANGER')).toHaveLength(1); // a refused id costs one journal read
   });
 
+  it('asks the journal again about an id it could not answer for (unreadable journal), and admits it once it knows it', async () => {
+    let readable = false;
+    const hub = new DeviceHub({
+      bus: new EventBus(), logger: silentLogger(),
+      seqMemory: { lastSeq: () => { if (!readable) throw new Error('SQLITE_IOERR'); return { seq: 1, rx: 0 }; } },
+    });
+    await hub.ingest('KNOWN', [{ type: 'T', seq: 2, t: 1, v: { QB: 1 } }], link);
+    expect(hub.has('KNOWN')).toBe(false);
+    expect(hub.anonymousDiscardCounts().get('/dev/ttyX')).toEqual({ no_hello: 1 });
+    readable = true;
+    await hub.ingest('KNOWN', [{ type: 'T', seq: 3, t: 2, v: { QB: 1 } }], link);
+    expect(hub.get('KNOWN')!.counters).toMatchObject({ telemetry: 1, framesLost: 1 });
+  });
+
   it('holds at most maxConsoles: a new console beyond is refused and counted, never a record or an alarm source', async () => {
     const bus = new EventBus();
     const events: string[] = [];
