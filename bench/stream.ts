@@ -76,6 +76,8 @@ async function gatewayMain(): Promise<void> {
   const link: DeviceLink = { kind: 'serial', source: '/dev/null', send: async () => {} };
   const ids = Array.from({ length: CONSOLES }, (_, i) => `MSC-${String(i + 1).padStart(4, '0')}`);
   const seq = new Array<number>(CONSOLES).fill(0);
+  // The hub makes a console of an id only after its HELLO.
+  for (const id of ids) void hub.ingest(id, [{ type: 'HELLO', deviceId: id, model: 'MSC-ALS 2', fw: 'bench', icd: 1, serialNo: id }], link);
   const period = 1000 / RATE_HZ;
   let due: number[] = [];
   let producer: NodeJS.Timeout | null = null;

@@ -89,6 +89,11 @@ export const ConfigSchema = z
         profile: z.string().min(1).optional(),
       })
       .prefault({}),
+    /**
+     * Consoles the gateway holds at most. A console exists once it sent a valid HELLO; a new one beyond this is
+     * refused and counted (msc_discards_total reason too_many_consoles), so invented ids cannot grow it.
+     */
+    maxConsoles: z.number().int().min(1).max(10_000).default(64),
     /** Tokens provisioned as SHA-256 hashes, and the write-route rate limit (issue 5). */
     auth: AuthConfigSchema.prefault({}),
     log: z

@@ -109,6 +109,7 @@ export class Gateway {
       : null;
     this.hub = new DeviceHub({
       bus, logger: log.child({ module: 'hub' }), now, durability: this.journal, seqMemory: this.journal,
+      maxConsoles: config.maxConsoles,
     });
     this.alarmProfiles = new AlarmProfileStore({
       dataDir: config.dataDir, now, logger: log.child({ module: 'alarm-profile' }),

@@ -4,9 +4,10 @@
  */
 import type { EventBus, LinkState, TelemetrySample } from '../bus.js';
 import type { Logger } from '../log.js';
-import type { DeviceFrame, Discard, HelloFrame, SessionState } from '../protocol/types.js';
-import { isSequenced, isValidDeviceId } from '../protocol/types.js';
-import { SequenceTracker } from './sequence.js';
+import type { ChannelValues, DeviceFrame, Discard, DiscardReason, HelloFrame, SessionState } from '../protocol/types.js';
+import { ICD_CHANNELS, MAX_CHANNELS_PER_CONSOLE, isSequenced, isValidDeviceId } from '../protocol/types.js';
+import { LogThrottle } from '../transports/types.js';
+import { SequenceTracker, type SeqBaseline } from './sequence.js';
 import type { ChannelReading, DeviceLink, DeviceSnapshot, IngestSink } from './types.js';
 
 export interface DeviceView {
@@ -18,9 +19,12 @@ export interface DeviceView {
 export interface Durability {
   committed(): Promise<void>;
 }
-/** What the journal remembers of a device across a gateway restart (to count serial loss, issue 4). */
+/**
+ * What the journal remembers of a device across a gateway restart: its last seq and when it was received (to
+ * count what a restart lost, issue 4), and so that it was a console before (admitted without a new HELLO).
+ */
 export interface SeqMemory {
-  lastSeq(deviceId: string): { seq: number; t: number } | null;
+  lastSeq(deviceId: string): SeqBaseline | null;
 }
 
 export interface DeviceHubOptions {
@@ -31,7 +35,14 @@ export interface DeviceHubOptions {
   seqMemory?: SeqMemory | null;
   /** How often link silence is checked (gateway clock). */
   tickMs?: number;
+  /** Consoles the hub keeps at most; a new one beyond is refused (config `maxConsoles`). */
+  maxConsoles?: number;
 }
+
+export const DEFAULT_MAX_CONSOLES = 64;
+const LOG_WINDOW_MS = 10_000;
+/** Ids the journal does not know, remembered so a refused id costs no journal read per frame; cleared when full. */
+const UNKNOWN_IDS_MAX = 4096;
 
 /** Silence after which a running device's link is `lost`: max(3 s, 3 telemetry periods) (issue 3, COMM_LOSS). */
 export const SILENCE_MIN_MS = 3000;
@@ -62,17 +73,27 @@ interface DeviceRecord {
   periods: number[];
   periodIdx: number;
   deviceOnline: boolean;
+  /** Channel keys outside ICD_CHANNELS this console has used (at most MAX_CHANNELS_PER_CONSOLE − ICD's). */
+  extraChannels: Set<string>;
 }
+
+const EXTRA_CHANNELS_MAX = MAX_CHANNELS_PER_CONSOLE - ICD_CHANNELS.size;
 
 export class DeviceHub implements IngestSink, DeviceView {
   private readonly devices = new Map<string, DeviceRecord>();
   /** Discards from sources that have no identity yet (a serial port before HELLO). */
   private readonly anonymousDiscards = new Map<string, Record<string, number>>();
+  /** Ids the journal was asked about and does not know (see UNKNOWN_IDS_MAX). */
+  private readonly unknownIds = new Set<string>();
+  /** The last journal read failed (rememberedSeq). */
+  private journalFailed = false;
   private timer: NodeJS.Timeout | null = null;
   private readonly now: () => number;
+  private readonly logThrottle: LogThrottle;
 
   constructor(private readonly opts: DeviceHubOptions) {
     this.now = opts.now ?? Date.now;
+    this.logThrottle = new LogThrottle(LOG_WINDOW_MS, this.now);
   }
 
   start(): void {
@@ -104,18 +125,81 @@ export class DeviceHub implements IngestSink, DeviceView {
     return this.anonymousDiscards;
   }
 
+  /** A console with a record: it sent a valid HELLO (or the journal knew it) and was within maxConsoles. */
+  has(deviceId: string): boolean {
+    return this.devices.has(deviceId);
+  }
+
   ingest(deviceId: string, frames: DeviceFrame[], link: DeviceLink): Promise<void> {
-    if (!this.devices.has(deviceId) && !isValidDeviceId(deviceId)) {
+    const rx = this.now();
+    let rec = this.devices.get(deviceId);
+    if (!rec) {
+      const admitted = this.admit(deviceId, frames, link, rx);
+      if (!admitted) return Promise.resolve();
+      rec = admitted;
+    } else if (rec.link !== link) {
+      rec.link = link;
+      rec.snap.transport = link.kind;
+      rec.snap.source = link.source;
+    }
+    for (const f of frames) this.apply(rec, f, rx);
+    return this.opts.durability ? this.opts.durability.committed() : Promise.resolve();
+  }
+
+  /**
+   * A console exists only once it said who it is: a valid HELLO, or an id the journal holds frames of (over
+   * MQTT a resumed session delivers its queued messages before the broker replays the retained HELLO, and
+   * those must not be lost). Anything else is counted under its source and dropped, never a record: ids come
+   * from whoever can publish, and every record costs memory, metrics and alarms. At most maxConsoles records.
+   */
+  private admit(deviceId: string, frames: DeviceFrame[], link: DeviceLink, rx: number): DeviceRecord | null {
+    if (!isValidDeviceId(deviceId)) {
       // A HELLO or topic with an unusable or reserved id: counted under its source, never a device of its own.
       this.discard(null, link.source, {
         type: 'discard', reason: 'schema', raw: deviceId.slice(0, 128), detail: `device id ${JSON.stringify(deviceId.slice(0, 64))} is not valid`,
       });
-      return Promise.resolve();
+      return null;
     }
-    const rx = this.now();
-    const rec = this.recordFor(deviceId, link, rx);
-    for (const f of frames) this.apply(rec, f, rx);
-    return this.opts.durability ? this.opts.durability.committed() : Promise.resolve();
+    const data = frames.filter((f) => f.type !== 'STATUS');
+    // A retained `status` may be replayed before the retained HELLO: it says nothing worth a record or a count.
+    if (data.length === 0) return null;
+    const hello = data.some((f) => f.type === 'HELLO');
+    const max = this.opts.maxConsoles ?? DEFAULT_MAX_CONSOLES;
+    const full = this.devices.size >= max;
+    const refuseFull = () => this.refuse(deviceId, link.source, 'too_many_consoles', data.length,
+      `${deviceId} refused: already ${max} consoles (maxConsoles)`);
+    // A HELLO flood beyond the limit costs no journal read.
+    if (hello && full) {
+      refuseFull();
+      return null;
+    }
+    const remembered = this.unknownIds.has(deviceId) ? null : this.rememberedSeq(deviceId);
+    if (!hello && remembered === null) {
+      // Only a journal that answered is sure: an id it could not be asked about is asked again next time.
+      if (!this.journalFailed) {
+        if (this.unknownIds.size >= UNKNOWN_IDS_MAX) this.unknownIds.clear();
+        this.unknownIds.add(deviceId);
+      }
+      this.refuse(deviceId, link.source, 'no_hello', data.length, `${deviceId} sent ${data[0].type} before any HELLO`);
+      return null;
+    }
+    if (full) {
+      refuseFull();
+      return null;
+    }
+    this.unknownIds.delete(deviceId);
+    return this.recordFor(deviceId, link, rx, remembered);
+  }
+
+  /** Frames of an id that gets no record: counted under the source, logged at most once per window and reason. */
+  private refuse(deviceId: string, source: string, reason: DiscardReason, frames: number, detail: string): void {
+    const counts = this.anonymousCounts(source);
+    counts[reason] = (counts[reason] ?? 0) + frames;
+    this.opts.bus.emit('discard', { deviceId: null, source, reason, detail });
+    const admitted = this.logThrottle.admit(`refuse|${reason}`);
+    if (admitted) {
+      this.opts.logger.warn({ device: deviceId, source, reason, frames, suppressed: admitted.suppressed }, `frames dropped: ${detail}`);
+    }
   }
 
   discard(deviceId: string | null, source: string, d: Discard): void {
@@ -159,6 +243,8 @@ export class DeviceHub implements IngestSink, DeviceView {
     each((id, s) => lines.push(`msc_seq_gaps_total{device="${id}"} ${s.counters.seqGaps}`));
     metric('msc_frames_lost_total', 'Frames lost by the ICD formula (seq - last_seq - 1) mod 2^32.', 'counter');
     each((id, s) => lines.push(`msc_frames_lost_total{device="${id}"} ${s.counters.framesLost}`));
+    metric('msc_seq_implausible_total', 'Frames whose seq no console could have sent after the last (not counted as lost).', 'counter');
+    each((id, s) => lines.push(`msc_seq_implausible_total{device="${id}"} ${s.counters.seqImplausible}`));
     metric('msc_duplicates_total', 'Frames received twice (MQTT redelivery).', 'counter');
     each((id, s) => lines.push(`msc_duplicates_total{device="${id}"} ${s.counters.duplicates}`));
     metric('msc_reconnects_total', 'Transport reconnects per device.', 'counter');
@@ -176,50 +262,51 @@ export class DeviceHub implements IngestSink, DeviceView {
     return c;
   }
 
-  private recordFor(deviceId: string, link: DeviceLink, rx: number): DeviceRecord {
-    let rec = this.devices.get(deviceId);
-    if (!rec) {
-      const remembered = this.rememberedSeq(deviceId);
-      rec = {
-        snap: {
-          id: deviceId, model: null, fw: null, serialNo: null, icd: null,
-          transport: link.kind, source: link.source, link: 'lost', linkReason: 'no frame yet', lastSeen: null,
-          state: null, stateSince: null, sessionId: null, values: {},
-          counters: {
-            frames: 0, telemetry: 0, states: 0, events: 0, acks: 0, discards: {},
-            seqGaps: 0, framesLost: 0, duplicates: 0, reconnects: 0,
-          },
-          clockOffsetMs: null, dataLateMs: null, telemetryPeriodMs: null,
+  private recordFor(deviceId: string, link: DeviceLink, rx: number, remembered: SeqBaseline | null): DeviceRecord {
+    const rec: DeviceRecord = {
+      snap: {
+        id: deviceId, model: null, fw: null, serialNo: null, icd: null,
+        transport: link.kind, source: link.source, link: 'lost', linkReason: 'no frame yet', lastSeen: null,
+        state: null, stateSince: null, sessionId: null, values: {},
+        counters: {
+          frames: 0, telemetry: 0, states: 0, events: 0, acks: 0, discards: {},
+          seqGaps: 0, framesLost: 0, duplicates: 0, seqImplausible: 0, reconnects: 0,
         },
-        link,
-        seq: new SequenceTracker(remembered ? remembered.seq : null),
-        offsetWindows: [-Infinity], offsetWindowStart: rx,
-        lastTelemetryT: null, periods: [], periodIdx: 0, deviceOnline: true,
-      };
-      this.devices.set(deviceId, rec);
-      // A port that spoke before its HELLO carried its discards under the port path.
-      const pending = this.anonymousDiscards.get(link.source);
-      if (pending) {
-        for (const [r, n] of Object.entries(pending)) rec.snap.counters.discards[r] = (rec.snap.counters.discards[r] ?? 0) + n;
-        this.anonymousDiscards.delete(link.source);
-      }
-    } else if (rec.link !== link) {
-      rec.link = link;
-      rec.snap.transport = link.kind;
-      rec.snap.source = link.source;
+        clockOffsetMs: null, dataLateMs: null, telemetryPeriodMs: null,
+      },
+      link,
+      seq: new SequenceTracker(remembered),
+      offsetWindows: [-Infinity], offsetWindowStart: rx,
+      lastTelemetryT: null, periods: [], periodIdx: 0, deviceOnline: true, extraChannels: new Set(),
+    };
+    this.devices.set(deviceId, rec);
+    // A serial port that spoke before its HELLO carried its discards under the port path: they were this
+    // console's. A broker is shared by every console (and by whoever else publishes): its counts stay its own.
+    const pending = link.kind === 'serial' ? this.anonymousDiscards.get(link.source) : undefined;
+    if (pending) {
+      for (const [r, n] of Object.entries(pending)) rec.snap.counters.discards[r] = (rec.snap.counters.discards[r] ?? 0) + n;
+      this.anonymousDiscards.delete(link.source);
     }
     return rec;
   }
 
   /**
-   * The last seq the journal holds for a device, to count what a restart lost. Best effort: a journal that
+   * The last seq the journal holds for a device (and when it was received), to count what a restart lost and to
+   * admit a console seen before whose HELLO has not come yet. Best effort: a journal that
    * cannot be read (unwritable or full disk) must never stop live data, so its error only costs that count.
    */
-  private rememberedSeq(deviceId: string): { seq: number; t: number } | null {
+  private rememberedSeq(deviceId: string): SeqBaseline | null {
     try {
-      return this.opts.seqMemory?.lastSeq(deviceId) ?? null;
+      const remembered = this.opts.seqMemory?.lastSeq(deviceId) ?? null;
+      this.journalFailed = false;
+      return remembered;
     } catch (err) {
-      this.opts.logger.warn({ device: deviceId, err: (err as Error).message }, 'journal unavailable: frames lost before this start are not counted');
+      this.journalFailed = true;
+      const admitted = this.logThrottle.admit('journal-unavailable');
+      if (admitted) {
+        this.opts.logger.warn({ device: deviceId, err: (err as Error).message, suppressed: admitted.suppressed },
+          'journal unavailable: frames lost before this start are not counted, and a console is admitted only by its HELLO');
+      }
       return null;
     }
   }
@@ -234,11 +321,20 @@ export class DeviceHub implements IngestSink, DeviceView {
     snap.counters.frames++;
     snap.lastSeen = rx;
     if (isSequenced(f)) {
-      const verdict = rec.seq.accept(f.seq);
+      const last = rec.seq.lastSeq;
+      const verdict = rec.seq.accept(f.seq, rx);
       snap.counters.seqGaps = rec.seq.gaps;
       snap.counters.framesLost = rec.seq.framesLost;
       snap.counters.duplicates = rec.seq.duplicates;
+      snap.counters.seqImplausible = rec.seq.implausible;
       if (verdict === 'duplicate') return;
+      if (verdict === 'implausible') {
+        const admitted = this.logThrottle.admit(`seq|${snap.id}`);
+        if (admitted) {
+          this.opts.logger.warn({ device: snap.id, seq: f.seq, last, suppressed: admitted.suppressed },
+            `device ${snap.id}: seq ${f.seq} after ${last} is not a jump a console can make; not counted as lost`);
+        }
+      }
       this.trackOffset(rec, f.t, rx);
     }
     // A HELLO alone proves nothing about the link: over MQTT it is retained and replayed by the broker for a
@@ -253,9 +349,10 @@ export class DeviceHub implements IngestSink, DeviceView {
       case 'T': {
         snap.counters.telemetry++;
         this.trackPeriod(rec, f.t);
+        const channels = this.capChannels(rec, f.v);
         const values = snap.values;
-        for (const key in f.v) {
-          const v = f.v[key];
+        for (const key in channels) {
+          const v = channels[key];
           const reading: ChannelReading | undefined = values[key];
           if (reading && reading.t > f.t) continue; // a late frame never overwrites a newer value
           values[key] = v === null ? { v: null, t: f.t, fault: true } : { v, t: f.t };
@@ -263,7 +360,7 @@ export class DeviceHub implements IngestSink, DeviceView {
         // How much later than it should the sample arrived (device time corrected by the clock offset).
         snap.dataLateMs = Math.max(0, Math.round(rx - (f.t - (snap.clockOffsetMs ?? 0))));
         const sample: TelemetrySample = {
-          deviceId: snap.id, sessionId: snap.sessionId, seq: f.seq, t: f.t, rx, v: f.v, lateMs: snap.dataLateMs,
+          deviceId: snap.id, sessionId: snap.sessionId, seq: f.seq, t: f.t, rx, v: channels, lateMs: snap.dataLateMs,
         };
         this.opts.bus.emit('telemetry', sample);
         return;
@@ -295,6 +392,30 @@ export class DeviceHub implements IngestSink, DeviceView {
         this.opts.bus.emit('ack', { deviceId: snap.id, ack: f, rx });
         return;
     }
+  }
+
+  /**
+   * The frame's channels within the console's key limit: every ICD channel, and other keys while the console has
+   * used fewer than EXTRA_CHANNELS_MAX of them. The rest are dropped from the frame (so the journal, the live
+   * stream, the exports and the alarms all see the same frame) and counted as one `too_many_channels` discard.
+   */
+  private capChannels(rec: DeviceRecord, v: ChannelValues): ChannelValues {
+    const extra = rec.extraChannels;
+    let dropped: string[] | null = null;
+    for (const key in v) {
+      if (ICD_CHANNELS.has(key) || extra.has(key)) continue;
+      if (extra.size < EXTRA_CHANNELS_MAX) extra.add(key);
+      else (dropped ??= []).push(key);
+    }
+    if (dropped === null) return v;
+    const kept: ChannelValues = {};
+    for (const key in v) if (ICD_CHANNELS.has(key) || extra.has(key)) kept[key] = v[key];
+    const id = rec.snap.id;
+    const detail = `${dropped.length} channel keys beyond the console's ${MAX_CHANNELS_PER_CONSOLE} dropped (first ${dropped[0]})`;
+    this.discard(id, rec.link.source, { type: 'discard', reason: 'too_many_channels', raw: dropped.join(',').slice(0, 128), detail });
+    const admitted = this.logThrottle.admit(`channels|${id}`);
+    if (admitted) this.opts.logger.warn({ device: id, dropped: dropped.length, suppressed: admitted.suppressed }, `device ${id}: ${detail}`);
+    return kept;
   }
 
   private onHello(rec: DeviceRecord, f: HelloFrame): void {

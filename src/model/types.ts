@@ -26,6 +26,11 @@ export interface IngestSink {
   linkDown(deviceId: string, reason: string): void;
   /** A transport reconnected (port reopened, broker session resumed). Counted per device. */
   reconnected(deviceId: string): void;
+  /**
+   * Whether the device model holds this console (an ingest may refuse an id: no HELLO, too many consoles), so a
+   * transport keeps per-device state only for consoles. Absent: every id is one.
+   */
+  has?(deviceId: string): boolean;
 }
 
 export interface ChannelReading {
@@ -46,6 +51,8 @@ export interface DeviceCounters {
   seqGaps: number;
   framesLost: number;
   duplicates: number;
+  /** Frames whose seq jumped further than a console could count (forged or corrupt): not in framesLost. */
+  seqImplausible: number;
   reconnects: number;
 }
 

@@ -6,7 +6,9 @@
 import { z } from 'zod';
 import { CMD_ID_RE } from './commands.js';
 import type { CommandDecode } from './serial.js';
-import { COMMAND_VERBS, MAX_DEVICE_TIME_MS, SESSION_STATES, discard, isChannelKey, isValidDeviceId } from './types.js';
+import {
+  COMMAND_VERBS, MAX_DEVICE_TIME_MS, SESSION_STATES, discard, helloProblem, isChannelKey, isValidDeviceId,
+} from './types.js';
 import type {
   AckFrame, ChannelValues, Command, CommandVerb, DeviceFrame, Discard, EventFrame, HelloFrame, StateFrame,
   TelemetryFrame,
@@ -165,7 +167,11 @@ export function decodeMqttPayload(kind: MqttKind, payload: Buffer | string, topi
       if (!r.success) out.discards.push(discard('schema', text, issueText(r.error)));
       else if (r.data.deviceId !== topicDeviceId) {
         out.discards.push(discard('schema', text, `deviceId ${JSON.stringify(r.data.deviceId)} differs from topic ${JSON.stringify(topicDeviceId)}`));
-      } else out.frames.push({ type: 'HELLO', ...r.data } satisfies HelloFrame);
+      } else {
+        const problem = helloProblem(r.data);
+        if (problem) out.discards.push(discard('schema', text, `hello: ${problem}`));
+        else out.frames.push({ type: 'HELLO', ...r.data } satisfies HelloFrame);
+      }
       return out;
     }
     case 'state': {

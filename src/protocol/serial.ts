@@ -5,7 +5,9 @@
  */
 import { CMD_ID_RE } from './commands.js';
 import { CRC16_TABLE, crcHex, formatCrc, parseCrc } from './crc.js';
-import { COMMAND_VERBS, MAX_DEVICE_TIME_MS, SESSION_STATES, discard, formatDecimal, isChannelKey, parseDecimal } from './types.js';
+import {
+  COMMAND_VERBS, MAX_DEVICE_TIME_MS, SESSION_STATES, discard, formatDecimal, helloProblem, isChannelKey, parseDecimal,
+} from './types.js';
 import type {
   AckFrame, ChannelValues, Command, CommandVerb, DeviceFrame, Discard, EventFrame, HelloFrame,
   SessionState, StateFrame, TelemetryFrame,
@@ -90,7 +92,13 @@ function decodeFrame(line: string, start: number, end: number): LineResult {
     case 'S': frame = state(line, typeEnd, star); break;
     case 'EV': frame = event(line, typeEnd, star); break;
     case 'ACK': frame = ack(line, typeEnd, star); break;
-    case 'HELLO': frame = hello(line.slice(typeEnd + 1, star), typeEnd < star); break;
+    case 'HELLO': {
+      frame = hello(line.slice(typeEnd + 1, star), typeEnd < star);
+      // A well-formed HELLO whose fields are out of bounds is refused like an MQTT hello that fails its schema.
+      const problem = typeof frame === 'string' ? null : helloProblem(frame as HelloFrame);
+      if (problem) return discard('schema', line.slice(start, end), `HELLO: ${problem}`);
+      break;
+    }
     case 'CMD':
       return discard('unknown_type', line.slice(start, end), 'CMD is gateway-to-device; a device never sends it');
     default:

@@ -82,10 +82,16 @@ export type DiscardReason =
   | 'unknown_type'
   | 'leading_garbage'
   | 'invalid_json'
-  | 'schema';
+  | 'schema'
+  // Decided by the device model, not the decoders: a frame from an id that never sent a HELLO, a console over
+  // the gateway's limit, channel keys beyond a console's limit (dropped from a frame that is otherwise kept).
+  | 'no_hello'
+  | 'too_many_consoles'
+  | 'too_many_channels';
 
 export const DISCARD_REASONS: readonly DiscardReason[] = [
   'bad_crc', 'too_long', 'malformed', 'unknown_type', 'leading_garbage', 'invalid_json', 'schema',
+  'no_hello', 'too_many_consoles', 'too_many_channels',
 ];
 
 /** Device bytes that were not a frame: data, never an exception. */
@@ -123,6 +129,35 @@ export function isSequenced(f: DeviceFrame): f is SequencedFrame {
 /** A Discard with `raw` cut to 128 characters. */
 export function discard(reason: DiscardReason, raw: string, detail: string): Discard {
   return { type: 'discard', reason, raw: raw.length > 128 ? raw.slice(0, 128) : raw, detail };
+}
+
+/** The telemetry channels the ICD lists (§1 "Telemetry channels"): never dropped by the per-console key limit. */
+export const ICD_CHANNELS: ReadonlySet<string> = new Set([
+  'QB', 'QP', 'QR', 'PA', 'PF', 'PV', 'PP', 'TMP', 'DPR', 'TR', 'TB', 'HEP', 'AIR', 'BLD', 'PH', 'DO',
+  'SQB', 'SQP', 'STR', 'SHEP',
+]);
+/**
+ * Distinct channel keys one console may use, the ICD's own among them. ICD: unknown keys must be kept (newer
+ * firmware adds channels); safe reading: kept up to this bound, because every key becomes a column of the
+ * journal, the live stream and the CSV export, and a console that invents keys without end would grow them all.
+ */
+export const MAX_CHANNELS_PER_CONSOLE = 64;
+
+/**
+ * HELLO text fields (model, fw, serialNo) at most this long, and icd_version at most HELLO_ICD_MAX. ICD: no
+ * bound is given; a real model name or firmware version is a few dozen characters, and these strings reach the
+ * API, the logs and every export.
+ */
+export const HELLO_FIELD_MAX = 64;
+export const HELLO_ICD_MAX = 999;
+
+/** Why a decoded HELLO is refused (field lengths, icd range), or null when it is acceptable. */
+export function helloProblem(h: { model: string; fw: string; serialNo: string; icd: number }): string | null {
+  for (const [name, value] of [['model', h.model], ['fw', h.fw], ['serialNo', h.serialNo]] as const) {
+    if (value.length > HELLO_FIELD_MAX) return `${name} is ${value.length} characters, at most ${HELLO_FIELD_MAX}`;
+  }
+  if (h.icd > HELLO_ICD_MAX) return `icd ${h.icd} is over ${HELLO_ICD_MAX}`;
+  return null;
 }
 
 /** Longest channel key accepted (ICD §1 leaves KEY open; see isChannelKey). */

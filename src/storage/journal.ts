@@ -187,7 +187,7 @@ export class Journal {
     return ok;
   }
 
-  lastSeq(deviceId: string): { seq: number; t: number } | null {
+  lastSeq(deviceId: string): { seq: number; t: number; rx: number } | null {
     return q.lastSeq(this.requireDb(), deviceId);
   }
 

@@ -15,13 +15,16 @@ export interface TelemetryKey {
   seq: number;
 }
 
-/** Latest sequenced frame of a device (T, S and EV share one counter, ICD §1), by device time. */
-export function lastSeq(db: Db, deviceId: string): { seq: number; t: number } | null {
-  let best: { seq: number; t: number } | null = null;
+/**
+ * Latest sequenced frame of a device (T, S and EV share one counter, ICD §1), by device time, with the gateway
+ * time it was received (how far the count could have moved since, see SequenceTracker).
+ */
+export function lastSeq(db: Db, deviceId: string): { seq: number; t: number; rx: number } | null {
+  let best: { seq: number; t: number; rx: number } | null = null;
   for (const table of ['telemetry', 'state', 'event']) {
     const row = db
-      .prepare(`SELECT seq, t FROM ${table} WHERE device = ? ORDER BY t DESC, seq DESC LIMIT 1`)
-      .get(deviceId) as { seq: number; t: number } | undefined;
+      .prepare(`SELECT seq, t, rx FROM ${table} WHERE device = ? ORDER BY t DESC, seq DESC LIMIT 1`)
+      .get(deviceId) as { seq: number; t: number; rx: number } | undefined;
     if (row && (!best || row.t > best.t || (row.t === best.t && row.seq > best.seq))) best = row;
   }
   return best;

@@ -54,6 +54,8 @@ type FlowCheck = 'none' | 'verifying' | 'flowing' | 'silent';
 
 const DISCARD_LOG_WINDOW_MS = 10_000;
 const RESUBSCRIBE_DELAY_MS = 1000;
+/** `offline` flags kept for ids the hub does not hold yet (a retained status replayed before its HELLO). */
+const OFFLINE_IDS_MAX = 1024;
 
 export class MqttTransport implements Transport {
   readonly kind = 'mqtt' as const;
@@ -343,19 +345,30 @@ export class MqttTransport implements Transport {
     const first = frames[0];
     if (first.type === 'STATUS') {
       if (first.online) this.offline.delete(deviceId);
-      else this.offline.add(deviceId);
+      else {
+        // Anyone may publish `offline` under any id: the set stays bounded (losing a flag costs one replayed
+        // HELLO being taken for a sign of life until the console's silence is noticed).
+        if (this.offline.size >= OFFLINE_IDS_MAX && !this.offline.has(deviceId)) this.offline.clear();
+        this.offline.add(deviceId);
+      }
     }
     if (frames.length === 1 && first.type === 'STATUS' && !first.online) {
       sink.linkDown(deviceId, 'device status offline');
       return Promise.resolve();
     }
-    this.known.add(deviceId);
     let durable: Promise<void>;
     try {
       durable = sink.ingest(deviceId, frames, this.linkFor(deviceId));
     } catch (err) {
       return Promise.reject(err);
     }
+    // The hub admits a console only after its HELLO (or when its journal knows it): ids it refused leave no
+    // state here either, whoever invents them.
+    if (sink.has && !sink.has(deviceId)) {
+      this.links.delete(deviceId);
+      return durable;
+    }
+    this.known.add(deviceId);
     // The broker replays retained `hello` and `status` on subscribe in no fixed order: a dead console's
     // stored HELLO is not a sign of life, so its stored `offline` (ICD §2 last will) stays the last word.
     if (kind === 'hello' && retained && this.offline.has(deviceId)) sink.linkDown(deviceId, 'device status offline');

@@ -96,7 +96,7 @@ describe('journal under kill -9', () => {
       const db = j.database()!;
       const { n, hi } = db.prepare('SELECT count(*) AS n, max(seq) AS hi FROM telemetry').get() as { n: number; hi: number };
       expect(n).toBe(hi + 1);
-      expect(j.lastSeq('MSC-0001')).toEqual({ seq: hi, t: 1764061200000 + hi * 10 });
+      expect(j.lastSeq('MSC-0001')).toEqual({ seq: hi, t: 1764061200000 + hi * 10, rx: expect.any(Number) });
       // Lost: at most the last uncommitted 100 ms (≈100 samples at 1 kHz); 500 leaves room for a busy machine.
       expect(seen - (hi + 1)).toBeLessThanOrEqual(500);
     } finally {

@@ -21,6 +21,7 @@ import { AnnotationStore } from '../../../src/control/annotations.js';
 import type { CommandService } from '../../../src/control/commandService.js';
 import { DeviceHub } from '../../../src/model/deviceHub.js';
 import type { DeviceLink } from '../../../src/model/types.js';
+import { helloFrame } from '../../helpers/hello.js';
 
 let dir: string;
 let db: Database.Database;
@@ -52,7 +53,7 @@ beforeAll(async () => {
   const bus = new EventBus();
   const logger = pino({ level: 'debug' }, new Writable({ write(c, _e, cb) { logText += String(c); cb(); } }));
   const hub = new DeviceHub({ bus, logger });
-  await hub.ingest('MSC-0001', [{ type: 'S', seq: 1, t: Date.now(), state: 'RUNNING', sessionId: 'S-1' }], link);
+  await hub.ingest('MSC-0001', [helloFrame('MSC-0001'), { type: 'S', seq: 1, t: Date.now(), state: 'RUNNING', sessionId: 'S-1' }], link);
   const annotations = new AnnotationStore({ db, audit });
   annotations.start();
   const commands: Pick<CommandService, 'execute'> = {

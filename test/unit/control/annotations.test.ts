@@ -8,6 +8,7 @@ import { AnnotationStore } from '../../../src/control/annotations.js';
 import { silentLogger } from '../../../src/log.js';
 import { DeviceHub } from '../../../src/model/deviceHub.js';
 import { SESSION_SCHEMA } from '../../../src/sessions/recorder.js';
+import { helloFrame } from '../../helpers/hello.js';
 
 const T0 = Date.UTC(2026, 0, 5, 10, 0, 0);
 let clock: number;
@@ -25,7 +26,7 @@ beforeEach(async () => {
   store.start();
   const hub = new DeviceHub({ bus: new EventBus(), logger: silentLogger() });
   const link = { kind: 'mqtt' as const, source: 'mqtt://x', send: async () => {} };
-  await hub.ingest('MSC-0001', [{ type: 'S', seq: 1, t: T0, state: 'RUNNING', sessionId: 'S-1' }], link);
+  await hub.ingest('MSC-0001', [helloFrame('MSC-0001'), { type: 'S', seq: 1, t: T0, state: 'RUNNING', sessionId: 'S-1' }], link);
   app = Fastify();
   // Stand-in for the auth hook: the route reads the principal it sets.
   app.decorateRequest('principal', null);

@@ -16,6 +16,7 @@ import { silentLogger } from '../../../src/log.js';
 import { DeviceHub } from '../../../src/model/deviceHub.js';
 import type { DeviceLink } from '../../../src/model/types.js';
 import type { Command } from '../../../src/protocol/types.js';
+import { helloFrame } from '../../helpers/hello.js';
 
 const DEV = 'MSC-0001';
 let dir: string;
@@ -43,6 +44,7 @@ describe('command audit records after the action', () => {
     svc.start();
     const t = Date.now();
     await hub.ingest(DEV, [
+      helloFrame(DEV),
       { type: 'S', seq: 1, t, state: 'RUNNING', sessionId: 'S-1' },
       { type: 'T', seq: 2, t, v: { QB: 150, SQB: 150, SQP: 30, STR: 37, SHEP: 5 } },
     ], link);

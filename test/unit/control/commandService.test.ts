@@ -9,6 +9,7 @@ import { DeviceHub } from '../../../src/model/deviceHub.js';
 import type { DeviceLink } from '../../../src/model/types.js';
 import { CMD_ID_RE } from '../../../src/protocol/commands.js';
 import type { AckResult, Command } from '../../../src/protocol/types.js';
+import { helloFrame } from '../../helpers/hello.js';
 
 const DEV = 'MSC-0001';
 const alice = { user: 'alice', role: 'operator' };
@@ -70,6 +71,7 @@ beforeEach(async () => {
   bus = new EventBus();
   hub = new DeviceHub({ bus, logger: silentLogger() });
   dev = new FakeConsole(hub);
+  await hub.ingest(DEV, [helloFrame(DEV)], dev);
   conditions = [];
   svc = new CommandService({ bus, hub, audit, logger: silentLogger(), onCondition: (c) => conditions.push(c) });
   svc.start();
@@ -161,7 +163,7 @@ describe('CommandService round trips', () => {
     await vi.advanceTimersByTimeAsync(0);
     const cmdId = dev.sent[0].cmdId;
     await dev.ack('zzzz9999', 'OK');
-    await hub.ingest('MSC-0002', [{ type: 'ACK', cmdId, result: 'OK', detail: '' }], dev);
+    await hub.ingest('MSC-0002', [helloFrame('MSC-0002'), { type: 'ACK', cmdId, result: 'OK', detail: '' }], dev);
     await vi.advanceTimersByTimeAsync(2000);
     expect(await p).toMatchObject({ result: 'TIMEOUT' });
     expect(metric('unknown')).toBe(1);
@@ -347,7 +349,7 @@ describe('ACKs for a cmd_id the gateway did not send', () => {
     const p = svc.execute(DEV, { verb: 'PAUSE', args: [] }, alice);
     await vi.advanceTimersByTimeAsync(0);
     const cmdId = dev.sent[0].cmdId;
-    await hub.ingest('MSC-0002', [{ type: 'ACK', cmdId, result: 'OK', detail: '' }], dev);
+    await hub.ingest('MSC-0002', [helloFrame('MSC-0002'), { type: 'ACK', cmdId, result: 'OK', detail: '' }], dev);
     expect(metric('unknown', 'MSC-0002')).toBe(1);
     await dev.ack(cmdId, 'OK');
     await vi.advanceTimersByTimeAsync(SETTLE_MS);
@@ -390,7 +392,7 @@ describe('ACKs for a cmd_id the gateway did not send', () => {
 
   it('many consoles together stay within the gateway-wide record budget; nothing is lost from the counts', async () => {
     for (let d = 0; d < 50; d++) {
-      await hub.ingest(`X-${d}`, [{ type: 'ACK', cmdId: 'forged1', result: 'REJ', detail: '' }], dev);
+      await hub.ingest(`X-${d}`, [helloFrame(`X-${d}`), { type: 'ACK', cmdId: 'forged1', result: 'REJ', detail: '' }], dev);
     }
     expect(records('command.ack_unknown')).toHaveLength(20);
     expect(conditions.filter((c) => c.active)).toHaveLength(50);

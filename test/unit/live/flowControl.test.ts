@@ -17,6 +17,7 @@ import { silentLogger } from '../../../src/log.js';
 import { DeviceHub } from '../../../src/model/deviceHub.js';
 import type { DeviceLink } from '../../../src/model/types.js';
 import { waitFor } from '../../helpers/waitFor.js';
+import { helloFrame } from '../../helpers/hello.js';
 
 type Msg = Record<string, any>;
 const DEVICES = Array.from({ length: 24 }, (_, i) => `MSC-${String(i + 1).padStart(4, '0')}`);
@@ -66,7 +67,8 @@ function sample(device: string): Promise<void> {
   seqs.set(device, seq);
   const v: Record<string, number> = {};
   for (const c of CHANNELS) v[c] = Math.round(Math.random() * 1e6) / 1000;
-  return hub.ingest(device, [{ type: 'T', seq, t: Date.now(), v }], link);
+  const hello = hub.has(device) ? [] : [helloFrame(device)];
+  return hub.ingest(device, [...hello, { type: 'T', seq, t: Date.now(), v }], link);
 }
 
 async function client() {

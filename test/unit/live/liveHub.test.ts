@@ -14,6 +14,7 @@ import { silentLogger } from '../../../src/log.js';
 import { DeviceHub } from '../../../src/model/deviceHub.js';
 import type { DeviceLink } from '../../../src/model/types.js';
 import { waitFor } from '../../helpers/waitFor.js';
+import { helloFrame } from '../../helpers/hello.js';
 
 type Msg = Record<string, any>;
 const DEV = 'MSC-0001';
@@ -71,7 +72,8 @@ afterEach(async () => {
 });
 
 function telemetry(device: string, v: Record<string, number | null>, t = Date.now()): Promise<void> {
-  return hub.ingest(device, [{ type: 'T', seq: ++seq, t, v }], link);
+  const hello = hub.has(device) ? [] : [helloFrame(device)];
+  return hub.ingest(device, [...hello, { type: 'T', seq: ++seq, t, v }], link);
 }
 
 /** A real ws client that records every message it gets. */

@@ -8,6 +8,11 @@ import type { DeviceFrame } from '../../../src/protocol/types.js';
 const link: DeviceLink = { kind: 'serial', source: '/dev/ttyX', send: async () => {} };
 const hello: DeviceFrame = { type: 'HELLO', deviceId: 'MSC-0001', model: 'MSC-ALS 2', fw: '3.4.1', icd: 1, serialNo: 'SN1' };
 
+/** A console exists once it said HELLO: every test of a device's frames starts with one. */
+function greet(hub: DeviceHub, id: string, l: DeviceLink = link): Promise<void> {
+  return hub.ingest(id, [{ ...hello, deviceId: id }], l);
+}
+
 function setup(now = { t: 1_000_000 }) {
   const bus = new EventBus();
   const seen: Array<[keyof BusEvents, unknown]> = [];
@@ -42,6 +47,7 @@ describe('DeviceHub', () => {
 
   it('emits state on change only, not on the 5 s keep-alive', async () => {
     const { hub, seen } = setup();
+    await greet(hub, 'D');
     await hub.ingest('D', [{ type: 'S', seq: 1, t: 1, state: 'IDLE', sessionId: null }], link);
     await hub.ingest('D', [{ type: 'S', seq: 2, t: 2, state: 'IDLE', sessionId: null }], link);
     await hub.ingest('D', [{ type: 'S', seq: 3, t: 3, state: 'SELFTEST', sessionId: null }], link);
@@ -50,6 +56,7 @@ describe('DeviceHub', () => {
 
   it('counts gaps, lost frames and duplicates and drops duplicates from the bus', async () => {
     const { hub, seen } = setup();
+    await greet(hub, 'D');
     const T = (seq: number) => ({ type: 'T' as const, seq, t: 1000 + seq, v: { QB: seq } });
     await hub.ingest('D', [T(1), T(2), T(6), T(6)], link);
     const c = hub.get('D')!.counters;
@@ -59,6 +66,7 @@ describe('DeviceHub', () => {
 
   it('estimates the device clock offset from the least-delayed frame', async () => {
     const { hub, now } = setup();
+    await greet(hub, 'D');
     // Device clock 5 s ahead; frames arrive 10–200 ms after they were stamped.
     for (const [i, delay] of [[0, 200], [1, 10], [2, 80]] as const) {
       now.t = 1_000_000 + i * 100;
@@ -69,6 +77,7 @@ describe('DeviceHub', () => {
 
   it('does not let a delay that builds up into the clock offset: the lateness of each sample shows it (10 min memory)', async () => {
     const { hub, now, seen } = setup();
+    await greet(hub, 'D');
     // Device clock 2 s ahead. On time for 30 s, then every second the samples arrive 250 ms later, for 60 s.
     let seq = 0;
     for (let ms = 0; ms <= 90_000; ms += 40) {
@@ -85,6 +94,7 @@ describe('DeviceHub', () => {
 
   it('forgets the learned offset after 10 minutes, and at a HELLO (a console that restarts may have had its clock set)', async () => {
     const { hub, now } = setup();
+    await greet(hub, 'D');
     now.t = 1_000_000;
     await hub.ingest('D', [{ type: 'T', seq: 1, t: now.t + 5000, v: {} }], link);
     // The clock is set back by 5 s: 10 minutes later the old offset has left the memory.
@@ -103,6 +113,7 @@ describe('DeviceHub', () => {
 
   it('marks the link lost on silence and on linkDown, and connected again on frames', async () => {
     const { hub, now, seen } = setup();
+    await greet(hub, 'D');
     await hub.ingest('D', [{ type: 'S', seq: 1, t: 1, state: 'RUNNING', sessionId: 'x' }], link);
     now.t += 3500;
     (hub as unknown as { checkSilence(): void }).checkSilence();
@@ -116,6 +127,7 @@ describe('DeviceHub', () => {
 
   it('keeps an IDLE device connected through the keep-alive interval', async () => {
     const { hub, now } = setup();
+    await greet(hub, 'D');
     await hub.ingest('D', [{ type: 'S', seq: 1, t: 1, state: 'IDLE', sessionId: null }], link);
     now.t += 5500;
     (hub as unknown as { checkSilence(): void }).checkSilence();
@@ -148,7 +160,7 @@ describe('DeviceHub', () => {
       bus, logger: silentLogger(),
       seqMemory: { lastSeq: () => { throw new Error('journal unavailable'); } },
     });
-    await hub.ingest('D', [{ type: 'T', seq: 1, t: 1, v: { QB: 150 } }], link);
+    await hub.ingest('D', [{ ...hello, deviceId: 'D' }, { type: 'T', seq: 1, t: 1, v: { QB: 150 } }], link);
     expect(hub.get('D')!.values.QB.v).toBe(150);
   });
 
@@ -166,11 +178,108 @@ describe('DeviceHub', () => {
     const durable = new Promise<void>((r) => (release = r));
     const hub = new DeviceHub({ bus, logger: silentLogger(), durability: { committed: () => durable } });
     let done = false;
+    void greet(hub, 'D');
     const p = hub.ingest('D', [{ type: 'T', seq: 1, t: 1, v: {} }], link).then(() => (done = true));
     await Promise.resolve();
     expect(done).toBe(false);
     release();
     await p;
     expect(done).toBe(true);
+  });
+
+  it('counts a seq no console could reach apart and keeps it out of the loss count and the gaps', async () => {
+    const { hub, now, seen } = setup();
+    await greet(hub, 'D');
+    const T = (seq: number) => ({ type: 'T' as const, seq, t: now.t, v: { QB: 1 } });
+    await hub.ingest('D', [T(1), T(2)], link);
+    now.t += 100;
+    await hub.ingest('D', [T(2_000_000_000)], link);
+    now.t += 100;
+    await hub.ingest('D', [T(3), T(5)], link);
+    const c = hub.get('D')!.counters;
+    expect([c.framesLost, c.seqGaps, c.seqImplausible]).toEqual([1, 1, 1]);
+    expect(seen.filter(([k]) => k === 'telemetry').length).toBe(5); // the suspect frame is kept, not lost
+    expect(hub.metricsText()).toContain('msc_seq_implausible_total{device="D"} 1');
+    expect(hub.metricsText()).toContain('msc_frames_lost_total{device="D"} 1');
+  });
+
+  it('makes no console of an id that never sent a HELLO: counted under its source as no_hello, nothing on the bus', async () => {
+    const { hub, seen } = setup();
+    const mqtt: DeviceLink = { kind: 'mqtt', source: 'mqtt://broker:1883', send: async () => {} };
+    await hub.ingest('X-1', [{ type: 'T', seq: 1, t: 1, v: { QB: 1 } }, { type: 'T', seq: 2, t: 2, v: { QB: 1 } }], mqtt);
+    await hub.ingest('X-2', [{ type: 'S', seq: 1, t: 1, state: 'RUNNING', sessionId: 's' }], mqtt);
+    await hub.ingest('X-3', [{ type: 'ACK', cmdId: 'c1', result: 'OK', detail: '' }], mqtt);
+    await hub.ingest('X-4', [{ type: 'STATUS', online: true }], mqtt); // a retained status: no record, no count
+    expect(hub.list()).toEqual([]);
+    expect(hub.has('X-1')).toBe(false);
+    expect(hub.anonymousDiscardCounts().get('mqtt://broker:1883')).toEqual({ no_hello: 4 });
+    expect(seen.map(([k]) => k)).toEqual(['discard', 'discard', 'discard']);
+    // The console that then says HELLO exists from then on; the broker's counts stay the broker's.
+    await hub.ingest('X-1', [{ ...hello, deviceId: 'X-1' }], mqtt);
+    await hub.ingest('X-1', [{ type: 'T', seq: 3, t: 3, v: { QB: 2 } }], mqtt);
+    expect(hub.get('X-1')!.values.QB.v).toBe(2);
+    expect(hub.get('X-1')!.counters.discards).toEqual({});
+    expect(hub.metricsText()).toContain('msc_discards_total{device="",source="mqtt://broker:1883",reason="no_hello"} 4');
+  });
+
+  it('admits a console the journal knows without a new HELLO (a resumed MQTT session delivers its queue before the retained HELLO)', async () => {
+    const asked: string[] = [];
+    const hub = new DeviceHub({
+      bus: new EventBus(), logger: silentLogger(), now: () => 10_000,
+      seqMemory: { lastSeq: (id) => { asked.push(id); return id === 'KNOWN' ? { seq: 41, rx: 9_000 } : null; } },
+    });
+    await hub.ingest('KNOWN', [{ type: 'T', seq: 44, t: 1, v: { QB: 1 } }], link);
+    expect(hub.get('KNOWN')!.counters).toMatchObject({ telemetry: 1, framesLost: 2, seqGaps: 1 });
+    await hub.ingest('STRANGER', [{ type: 'T', seq: 1, t: 1, v: { QB: 1 } }], link);
+    await hub.ingest('STRANGER', [{ type: 'T', seq: 2, t: 2, v: { QB: 1 } }], link);
+    expect(hub.has('STRANGER')).toBe(false);
+    expect(asked.filter((id) => id === 'STRANGER')).toHaveLength(1); // a refused id costs one journal read
+  });
+
+  it('asks the journal again about an id it could not answer for (unreadable journal), and admits it once it knows it', async () => {
+    let readable = false;
+    const hub = new DeviceHub({
+      bus: new EventBus(), logger: silentLogger(),
+      seqMemory: { lastSeq: () => { if (!readable) throw new Error('SQLITE_IOERR'); return { seq: 1, rx: 0 }; } },
+    });
+    await hub.ingest('KNOWN', [{ type: 'T', seq: 2, t: 1, v: { QB: 1 } }], link);
+    expect(hub.has('KNOWN')).toBe(false);
+    expect(hub.anonymousDiscardCounts().get('/dev/ttyX')).toEqual({ no_hello: 1 });
+    readable = true;
+    await hub.ingest('KNOWN', [{ type: 'T', seq: 3, t: 2, v: { QB: 1 } }], link);
+    expect(hub.get('KNOWN')!.counters).toMatchObject({ telemetry: 1, framesLost: 1 });
+  });
+
+  it('holds at most maxConsoles: a new console beyond is refused and counted, never a record or an alarm source', async () => {
+    const bus = new EventBus();
+    const events: string[] = [];
+    bus.on({}, 'hello', (h) => events.push(h.deviceId));
+    const hub = new DeviceHub({ bus, logger: silentLogger(), maxConsoles: 2 });
+    for (const id of ['A', 'B', 'C']) {
+      await hub.ingest(id, [{ ...hello, deviceId: id }, { type: 'T', seq: 1, t: 1, v: { QB: 1 } }], link);
+    }
+    expect(hub.list().map((d) => d.id)).toEqual(['A', 'B']);
+    expect(events).toEqual(['A', 'B']);
+    expect(hub.anonymousDiscardCounts().get('/dev/ttyX')).toEqual({ too_many_consoles: 2 });
+    await hub.ingest('A', [{ type: 'T', seq: 2, t: 2, v: { QB: 1 } }], link); // known ones go on
+    expect(hub.get('A')!.counters.telemetry).toBe(2);
+  });
+
+  it('keeps at most 64 distinct channel keys per console, the ICD channels always: what the bus carries is capped', async () => {
+    const { hub, seen } = setup();
+    await greet(hub, 'D');
+    const many: Record<string, number> = {};
+    for (let i = 0; i < 20_000; i++) many[`X${i}`] = i;
+    await hub.ingest('D', [{ type: 'T', seq: 1, t: 1, v: { ...many, QB: 150, TR: 37 } }], link);
+    const sample = seen.filter(([k]) => k === 'telemetry').at(-1)![1] as { v: Record<string, number> };
+    const keys = Object.keys(sample.v);
+    expect(keys).toHaveLength(44 + 2);
+    expect(sample.v).toMatchObject({ QB: 150, TR: 37, X0: 0, X43: 43 });
+    expect(sample.v.X44).toBeUndefined();
+    expect(Object.keys(hub.get('D')!.values)).toHaveLength(46);
+    // The console's keys stay the ones it had; the ICD channels are never dropped.
+    await hub.ingest('D', [{ type: 'T', seq: 2, t: 2, v: { X0: 1, NEW: 2, PV: 100, SHEP: 5 } }], link);
+    expect((seen.filter(([k]) => k === 'telemetry').at(-1)![1] as { v: object }).v).toEqual({ X0: 1, PV: 100, SHEP: 5 });
+    expect(hub.get('D')!.counters.discards).toEqual({ too_many_channels: 2 });
   });
 });

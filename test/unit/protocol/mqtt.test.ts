@@ -89,6 +89,17 @@ describe('decodeMqttPayload', () => {
     expect(decode('hello', JSON.stringify({ ...hello, icd: '1' })).discards).toMatchObject([{ reason: 'schema' }]);
   });
 
+  it('hello: model, fw and serialNo of at most 64 characters, icd at most 999, else a schema discard that says which', () => {
+    const hello = { deviceId: DEV, model: 'M'.repeat(64), fw: '3.4.1', icd: 999, serialNo: 'SN1' };
+    expect(decode('hello', JSON.stringify(hello)).frames).toHaveLength(1);
+    for (const [field, value] of [['model', 'M'.repeat(1_000_000)], ['fw', 'f'.repeat(65)], ['serialNo', 's'.repeat(65)], ['icd', 1000]] as const) {
+      const out = decode('hello', JSON.stringify({ ...hello, [field]: value }));
+      expect(out.frames).toEqual([]);
+      expect(out.discards).toMatchObject([{ reason: 'schema', detail: expect.stringContaining(field) }]);
+      expect(out.discards[0].raw.length).toBeLessThanOrEqual(128);
+    }
+  });
+
   it('state: sessionId null when none; unknown state or missing sessionId is a schema discard', () => {
     expect(decode('state', '{"seq":7,"t":9,"state":"RUNNING","sessionId":"S-1"}').frames)
       .toStrictEqual([{ type: 'S', seq: 7, t: 9, state: 'RUNNING', sessionId: 'S-1' }]);

@@ -220,6 +220,14 @@ describe('decodeLine: discards', () => {
     ['hello icd not integer', framed('HELLO,MSC-0001,MSC-ALS 2,3.4.1,1.0,SN1')],
     ['hello empty device id', framed('HELLO,,MSC-ALS 2,3.4.1,1,SN1')],
   ];
+  it('HELLO with a field over 64 characters or icd over 999 is a schema discard that says which', () => {
+    expect(discardOf(framed(`HELLO,MSC-0001,${'M'.repeat(65)},3.4.1,1,SN1`))).toMatchObject({ reason: 'schema', detail: expect.stringContaining('model is 65') });
+    expect(discardOf(framed(`HELLO,MSC-0001,M,${'f'.repeat(100)},1,SN1`))).toMatchObject({ reason: 'schema', detail: expect.stringContaining('fw') });
+    expect(discardOf(framed(`HELLO,MSC-0001,M,f,1,${'s'.repeat(65)}`))).toMatchObject({ reason: 'schema', detail: expect.stringContaining('serialNo') });
+    expect(discardOf(framed('HELLO,MSC-0001,M,f,1000,SN1'))).toMatchObject({ reason: 'schema', detail: expect.stringContaining('icd') });
+    expect(decodeLine(framed(`HELLO,MSC-0001,${'M'.repeat(64)},f,999,SN1`))).toMatchObject([{ type: 'HELLO', icd: 999 }]);
+  });
+
   it.each(MALFORMED)('malformed: %s', (_why, line) => {
     const d = discardOf(line);
     expect(d.reason).toBe('malformed');

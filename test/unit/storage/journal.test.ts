@@ -170,8 +170,8 @@ describe('Journal contents', () => {
     j.appendEvent(deviceEvent(12, 'AIR_DETECTED'));
     j.appendTelemetry(sample(5, { QB: 1 }, { deviceId: 'MSC-0002' }));
     await j.committed();
-    expect(j.lastSeq('MSC-0001')).toEqual({ seq: 12, t: T0 + 12 * 40 });
-    expect(j.lastSeq('MSC-0002')).toEqual({ seq: 5, t: T0 + 5 * 40 });
+    expect(j.lastSeq('MSC-0001')).toEqual({ seq: 12, t: T0 + 12 * 40, rx: expect.any(Number) });
+    expect(j.lastSeq('MSC-0002')).toEqual({ seq: 5, t: T0 + 5 * 40, rx: expect.any(Number) });
   });
 
   it('returns raw history in time order with the chosen channels, and says when the limit cut it', async () => {
