@@ -12,6 +12,8 @@ import type { ChannelReading, DeviceLink, DeviceSnapshot, IngestSink } from './t
 export interface DeviceView {
   get(id: string): DeviceSnapshot | undefined;
   list(): DeviceSnapshot[];
+  /** Every device id, sorted, without building snapshots (the live stream pages through them). */
+  ids?(): readonly string[];
 }
 
 /** Where the hub waits for durability before it resolves an ingest (the journal's group commit). */
@@ -66,6 +68,8 @@ interface DeviceRecord {
 
 export class DeviceHub implements IngestSink, DeviceView {
   private readonly devices = new Map<string, DeviceRecord>();
+  /** ids() until a device is added; never mutated once handed out. */
+  private sortedIds: readonly string[] | null = null;
   /** Discards from sources that have no identity yet (a serial port before HELLO). */
   private readonly anonymousDiscards = new Map<string, Record<string, number>>();
   private timer: NodeJS.Timeout | null = null;
@@ -89,6 +93,10 @@ export class DeviceHub implements IngestSink, DeviceView {
   get(id: string): DeviceSnapshot | undefined {
     const rec = this.devices.get(id);
     return rec ? this.snapshotOf(rec) : undefined;
+  }
+
+  ids(): readonly string[] {
+    return (this.sortedIds ??= Object.freeze([...this.devices.keys()].sort()));
   }
 
   list(): DeviceSnapshot[] {
@@ -197,6 +205,7 @@ export class DeviceHub implements IngestSink, DeviceView {
         lastTelemetryT: null, periods: [], periodIdx: 0, deviceOnline: true,
       };
       this.devices.set(deviceId, rec);
+      this.sortedIds = null;
       // A port that spoke before its HELLO carried its discards under the port path.
       const pending = this.anonymousDiscards.get(link.source);
       if (pending) {
