@@ -148,7 +148,7 @@ export class Gateway {
     this.live = new LiveHub({
       bus, devices: this.hub, tokens: this.tokens, logger: log.child({ module: 'live' }), now,
       alarmsOf: (device) => this.alarms.list({ state: 'active', device }),
-      commands: this.commands, limiter: this.limiter, replay: this.replay,
+      commands: this.commands, limiter: this.limiter, replay: this.replay, allowedOrigins: config.http.allowedOrigins,
     });
 
     this.sessions = this.journal

@@ -29,7 +29,8 @@ Options:
   --version              print the version
 
 Every option can also come from the environment: MSC_HTTP, MSC_SERIAL (comma-separated), MSC_MQTT,
-MSC_MQTT_PREFIX, MSC_MQTT_CLIENT_ID, MSC_DATA_DIR, MSC_INFLUX, MSC_ALARM_PROFILE, MSC_LOG_LEVEL, MSC_DURABILITY.
+MSC_MQTT_PREFIX, MSC_MQTT_CLIENT_ID, MSC_DATA_DIR, MSC_INFLUX, MSC_ALARM_PROFILE, MSC_LOG_LEVEL, MSC_DURABILITY;
+MSC_HTTP_ALLOWED_ORIGINS (comma-separated, config http.allowedOrigins) has no flag.
 Precedence: defaults < --config file < environment < flags.
 `;
 
