@@ -7,10 +7,29 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { AuthConfigSchema } from './auth/tokenStore.js';
+import { normaliseOrigin } from './live/upgrade.js';
 
 const hostPort = z.object({
   host: z.string().min(1).default('127.0.0.1'),
   port: z.number().int().min(0).max(65535).default(8080),
+});
+
+const httpConfig = hostPort.extend({
+  /**
+   * Browser origins allowed to open the live stream besides the gateway's own (Origin host = Host header), e.g.
+   * `https://ward-gw.example.org` behind a TLS proxy that rewrites Host. Upgrades without an Origin (not a browser) are not affected.
+   */
+  allowedOrigins: z
+    .array(z.string().transform((text, ctx) => {
+      const origin = normaliseOrigin(text);
+      if (origin === null) {
+        ctx.addIssue({ code: 'custom', message: `must be an origin, http(s)://host[:port] with no path: ${JSON.stringify(text)}` });
+        return z.NEVER;
+      }
+      return origin;
+    }))
+    .max(64)
+    .default([]),
 });
 
 const serialPort = z.object({
@@ -61,7 +80,7 @@ const influxConfig = z.object({
 
 export const ConfigSchema = z
   .object({
-    http: hostPort.prefault({}),
+    http: httpConfig.prefault({}),
     serial: z.array(serialPort).default([]),
     mqtt: mqttConfig.nullable().default(null),
     dataDir: z.string().min(1).default('./data'),
@@ -153,6 +172,7 @@ export function parseHostPort(text: string, field: string): { host: string; port
 
 export interface Overrides {
   http?: string;
+  allowedOrigins?: string[];
   serial?: string[];
   mqtt?: string;
   mqttPrefix?: string;
@@ -175,6 +195,7 @@ export interface Overrides {
 export function overridesFromEnv(env: NodeJS.ProcessEnv): Overrides {
   const o: Overrides = {};
   if (env.MSC_HTTP) o.http = env.MSC_HTTP;
+  if (env.MSC_HTTP_ALLOWED_ORIGINS) o.allowedOrigins = env.MSC_HTTP_ALLOWED_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean);
   if (env.MSC_SERIAL) o.serial = env.MSC_SERIAL.split(',').map((s) => s.trim()).filter(Boolean);
   if (env.MSC_MQTT) o.mqtt = env.MSC_MQTT;
   if (env.MSC_MQTT_PREFIX) o.mqttPrefix = env.MSC_MQTT_PREFIX;
@@ -203,7 +224,9 @@ export function applyOverrides(raw: Record<string, unknown>, ...layers: Override
     return next as Record<string, unknown>;
   };
   for (const o of layers) {
-    if (o.http !== undefined) out.http = parseHostPort(o.http, 'http');
+    // Only the address: the rest of `http` (allowedOrigins) stays as configured.
+    if (o.http !== undefined) Object.assign(obj('http'), parseHostPort(o.http, 'http'));
+    if (o.allowedOrigins !== undefined) obj('http').allowedOrigins = o.allowedOrigins;
     if (o.serial !== undefined && o.serial.length > 0) out.serial = o.serial.map((path) => ({ path }));
     if (o.mqtt !== undefined) obj('mqtt').url = o.mqtt;
     if (o.mqttPrefix !== undefined) obj('mqtt').prefix = o.mqttPrefix;

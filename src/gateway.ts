@@ -171,6 +171,7 @@ export class Gateway {
       bus, devices: this.hub, tokens: this.tokens, logger: log.child({ module: 'live' }), now,
       alarmsOf: (device) => this.alarms.list({ state: 'active', device }),
       commands: this.commands, limiter: this.limiter, replay: this.replay, unauthorized: this.unauthorized,
+      allowedOrigins: config.http.allowedOrigins,
     });
 
     this.sessions = this.journal

@@ -54,6 +54,11 @@ const fail = (error: ActionError, message: string) => ({ ok: false as const, err
 
 export class AlarmBook {
   private readonly entries = new Map<string, Entry>();
+  /**
+   * The same entries by device: the live stream's snapshot asks for one device's alarms at a time, and a scan of
+   * every entry per device made a snapshot of a large fleet quadratic (seconds of a blocked event loop).
+   */
+  private readonly byDevice = new Map<string, Map<string, Entry>>();
   private readonly pauses = new Map<string, AudioPause>();
   private readonly rate: AlarmRate;
 
@@ -217,7 +222,8 @@ export class AlarmBook {
 
   list(filter: AlarmListFilter = {}): AlarmInstance[] {
     const out: AlarmInstance[] = [];
-    for (const e of this.entries.values()) {
+    const scope = filter.device !== undefined ? this.byDevice.get(filter.device)?.values() ?? [] : this.entries.values();
+    for (const e of scope) {
       const a = e.alarm;
       if (filter.device !== undefined && a.device !== filter.device) continue;
       if ((filter.state ?? 'active') === 'active' && a.state === 'NORMAL') continue;
@@ -229,7 +235,7 @@ export class AlarmBook {
 
   /** Ids of the instances of one device (for state design and rule changes). */
   idsOf(deviceId: string): string[] {
-    return [...this.entries.values()].filter((e) => e.alarm.device === deviceId).map((e) => e.alarm.id);
+    return [...this.byDevice.get(deviceId)?.keys() ?? []];
   }
 
   devices(): Set<string> {
@@ -251,7 +257,7 @@ export class AlarmBook {
   }
 
   restore(p: PersistedAlarms): void {
-    for (const i of p.instances) this.entries.set(i.alarm.id, copyEntry(i));
+    for (const i of p.instances) this.put(copyEntry(i));
     const now = this.opts.now();
     for (const a of p.audioPauses) if (a.until > now) this.pauses.set(a.deviceId, { until: a.until, maxRank: a.maxRank, actor: a.actor });
   }
@@ -266,8 +272,16 @@ export class AlarmBook {
       ranks: { device: 0, process: 0, technical: 0 },
       reannunciateMs: null, escalateAfterMs: null, unackSince: null,
     };
-    this.entries.set(id, e);
+    this.put(e);
     return e;
+  }
+
+  /** Entries are only ever added (an instance goes back to NORMAL, it is never removed). */
+  private put(e: Entry): void {
+    this.entries.set(e.alarm.id, e);
+    let own = this.byDevice.get(e.alarm.device);
+    if (!own) this.byDevice.set(e.alarm.device, (own = new Map()));
+    own.set(e.alarm.id, e);
   }
 
   private raise(e: Entry, r: ConditionReport): void {

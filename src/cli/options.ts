@@ -35,7 +35,8 @@ Options:
 
 Every option can also come from the environment: MSC_HTTP, MSC_SERIAL (comma-separated), MSC_MQTT,
 MSC_MQTT_PREFIX, MSC_MQTT_CLIENT_ID, MSC_MQTT_USERNAME, MSC_MQTT_PASSWORD, MSC_MQTT_PASSWORD_FILE, MSC_MQTT_CA,
-MSC_MQTT_CERT, MSC_MQTT_KEY, MSC_DATA_DIR, MSC_INFLUX, MSC_ALARM_PROFILE, MSC_LOG_LEVEL, MSC_DURABILITY.
+MSC_MQTT_CERT, MSC_MQTT_KEY, MSC_DATA_DIR, MSC_INFLUX, MSC_ALARM_PROFILE, MSC_LOG_LEVEL, MSC_DURABILITY;
+MSC_HTTP_ALLOWED_ORIGINS (comma-separated, config http.allowedOrigins) has no flag.
 Precedence: defaults < --config file < environment < flags.
 `;
 

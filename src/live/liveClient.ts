@@ -22,7 +22,8 @@ export interface FlowLimits {
 /** A message encoded once (UTF-8 JSON) and shared by every client's socket queue. */
 export type Frame = Buffer | string;
 
-export type DisconnectReason = 'closed' | 'heartbeat' | 'slow' | 'auth' | 'revoked' | 'stopping' | 'error';
+/** auth: a wrong token or role; auth_timeout: none within the deadline; busy: authenticated past the client cap. */
+export type DisconnectReason = 'closed' | 'heartbeat' | 'slow' | 'auth' | 'auth_timeout' | 'busy' | 'revoked' | 'stopping' | 'error';
 
 export class LiveClient {
   principal: Principal | null = null;

@@ -2,14 +2,21 @@
  * The live stream `GET /ws` (issue 5): WebSocket (`ws`, no per-message compression) on the API's HTTP server.
  * A client authenticates (Authorization header, `bearer.<TOKEN>` subprotocol, or a first `auth` message
  * within 5 s), subscribes to devices (or `*`), gets a snapshot, then every telemetry, state, link, alarm and
- * event message. Each bus event is serialised once for all clients; per-client flow control is LiveClient's.
- * Heartbeats (ping every 10 s, 2 missed pongs) end dead clients; stop() closes everyone with 1001.
+ * event message. Each bus event is serialised once for all clients; per-client flow control is LiveClient's,
+ * snapshots are sent in parts by SnapshotPump. Heartbeats (ping every 10 s, 2 missed pongs) end dead clients;
+ * stop() closes everyone with 1001.
+ *
+ * What one client can cost is bounded: subscribes per connection (token bucket), snapshots queued per
+ * connection, and sockets that have not authenticated yet have their own small cap and deadline, so they can
+ * never take an authenticated viewer's place. Browsers may only connect from the gateway's own origin or a
+ * configured one: the stream takes no cookies, so a foreign page cannot ride on a session, but it could still
+ * hold sockets or try tokens from inside the ward network through a viewer's browser.
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { AlarmInstance } from '../alarms/types.js';
-import type { RateLimiter } from '../auth/rateLimiter.js';
+import { RateLimiter } from '../auth/rateLimiter.js';
 import { roleAtLeast, type Principal } from '../auth/roles.js';
 import { routeAccess, WS_MESSAGE_ROLES } from '../auth/routeRoles.js';
 import type { Authenticator } from '../auth/tokenStore.js';
@@ -20,7 +27,8 @@ import type { Logger } from '../log.js';
 import type { DeviceView } from '../model/deviceHub.js';
 import { LiveClient, type DisconnectReason, type FlowLimits, type Frame } from './liveClient.js';
 import * as M from './messages.js';
-import { chooseProtocol, rejectUpgrade, upgradeToken } from './upgrade.js';
+import { DEFAULT_SNAPSHOT_LIMITS, SnapshotPump, type SnapshotLimits } from './snapshotPump.js';
+import { chooseProtocol, originAllowed, rejectUpgrade, upgradeToken } from './upgrade.js';
 
 /** More consoles than any ward has; beyond it a client subscribes to "*". */
 const MAX_SUBSCRIBED_DEVICES = 1000;
@@ -41,7 +49,16 @@ export interface LiveHubOptions {
   authTimeoutMs?: number;
   flow?: Partial<FlowLimits>;
   flowTickMs?: number;
+  /** Authenticated clients at once. */
   maxClients?: number;
+  /** Sockets still waiting to authenticate (auth message); they never count against maxClients. */
+  maxUnauthenticated?: number;
+  /** Browser origins allowed besides the gateway's own (`http.allowedOrigins`), e.g. a TLS proxy's. */
+  allowedOrigins?: readonly string[];
+  /** Subscribes per connection: `burst` at once, refilled at `perSecond`. */
+  subscribeRate?: { burst: number; perSecond: number };
+  /** Snapshot pacing; backlogBytes defaults to the flow's softBytes. */
+  snapshot?: Partial<SnapshotLimits>;
   /** Largest client message, bytes. */
   maxPayload?: number;
   /** Counts and logs refused tokens (upgrade 401, `auth` message 4401, no token in time), with the HTTP ones. */
@@ -51,25 +68,45 @@ export interface LiveHubOptions {
 }
 
 const DEFAULT_FLOW: FlowLimits = { softBytes: 256 * 1024, lowBytes: 64 * 1024, hardBytes: 4 * 1024 * 1024, hardMs: 10_000 };
+/** 5 subscribes per 10 s: a screen subscribes once per (re)connect; a loop subscribing is refused, not served. */
+const DEFAULT_SUBSCRIBE_RATE = { burst: 5, perSecond: 0.5 };
+/** Snapshots not yet fully sent, per connection: a further subscribe waits until they are read. */
+const MAX_QUEUED_SNAPSHOTS = 4;
+
+type UpgradeRefusal = 'unauthorized' | 'forbidden' | 'origin' | 'busy' | 'busy_unauthenticated';
 const WS_ACCESS = routeAccess('GET', '/ws');
 
 export class LiveHub {
   private wss: WebSocketServer | null = null;
   private server: Server | null = null;
   private readonly clients = new Set<LiveClient>();
+  /** Connected, not authenticated yet (a subset of clients). */
+  private readonly unauthenticated = new Set<LiveClient>();
+  private readonly subscribeBuckets = new WeakMap<LiveClient, RateLimiter>();
+  private readonly snapshots: SnapshotPump;
+  private readonly allowedOrigins: ReadonlySet<string>;
+  private readonly subscribeRate: { burst: number; perSecond: number };
   private nextId = 1;
   private heartbeat: NodeJS.Timeout | null = null;
   private flowTick: NodeJS.Timeout | null = null;
   private readonly now: () => number;
   private readonly flow: FlowLimits;
   readonly stats = { conflations: 0, dropped: 0, sent: 0 };
-  private readonly disconnects: Record<DisconnectReason, number> = { closed: 0, heartbeat: 0, slow: 0, auth: 0, revoked: 0, stopping: 0, error: 0 };
+  private readonly disconnects: Record<DisconnectReason, number> = {
+    closed: 0, heartbeat: 0, slow: 0, auth: 0, auth_timeout: 0, busy: 0, revoked: 0, stopping: 0, error: 0,
+  };
   private readonly clientErrors: Record<string, number> = {};
-  private rejectedUpgrades = 0;
+  private readonly rejectedUpgrades: Record<UpgradeRefusal, number> = { unauthorized: 0, forbidden: 0, origin: 0, busy: 0, busy_unauthenticated: 0 };
 
   constructor(private readonly opts: LiveHubOptions) {
     this.now = opts.now ?? Date.now;
     this.flow = { ...DEFAULT_FLOW, ...opts.flow };
+    this.snapshots = new SnapshotPump({
+      devices: opts.devices, alarmsOf: opts.alarmsOf,
+      limits: { ...DEFAULT_SNAPSHOT_LIMITS, backlogBytes: this.flow.softBytes, ...opts.snapshot },
+    });
+    this.allowedOrigins = new Set(opts.allowedOrigins ?? []);
+    this.subscribeRate = { ...DEFAULT_SUBSCRIBE_RATE, ...opts.subscribeRate };
   }
 
   /** Attaches to the API's HTTP server (fastify's `app.server`) and starts relaying the bus. */
@@ -93,6 +130,7 @@ export class LiveHub {
   /** Closes every client with 1001 (going away) and detaches. Safe to call twice. */
   async stop(): Promise<void> {
     this.opts.bus.removeOwner(this);
+    this.snapshots.stop();
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.flowTick) clearInterval(this.flowTick);
     this.heartbeat = this.flowTick = null;
@@ -117,12 +155,21 @@ export class LiveHub {
     return this.clients.size;
   }
 
+  private get authenticatedCount(): number {
+    return this.clients.size - this.unauthenticated.size;
+  }
+
   private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const path = (req.url ?? '').split('?')[0];
     if (path !== (this.opts.path ?? '/ws')) {
       // Nobody else serves upgrades on this server: answer instead of leaving the socket hanging.
       if (this.server && this.server.listenerCount('upgrade') === 1) rejectUpgrade(socket, 404, 'not_found', 'no WebSocket here');
       return;
+    }
+    // A page on another origin is refused before its token is even looked at. No Origin: not a browser.
+    if (!originAllowed(req, this.allowedOrigins)) {
+      this.opts.logger.debug({ origin: String(req.headers.origin).slice(0, 200), host: req.headers.host }, 'live stream: foreign origin refused');
+      return this.reject(socket, 'origin', 403, 'forbidden_origin', 'WebSocket from another origin (http.allowedOrigins)');
     }
     const token = upgradeToken(req);
     const source = req.socket.remoteAddress;
@@ -131,13 +178,16 @@ export class LiveHub {
       principal = this.opts.tokens.authenticate(token);
       if (!principal) {
         this.refused(source, 'unknown token');
-        return this.reject(socket, 401, 'unauthorized', 'unknown token');
+        return this.reject(socket, 'unauthorized', 401, 'unauthorized', 'unknown token');
       }
       if (WS_ACCESS === null || WS_ACCESS === 'open' || !roleAtLeast(principal.role, WS_ACCESS)) {
-        return this.reject(socket, 403, 'forbidden', 'the live stream needs role viewer');
+        return this.reject(socket, 'forbidden', 403, 'forbidden', 'the live stream needs role viewer');
       }
+      if (this.authenticatedCount >= (this.opts.maxClients ?? 500)) return this.reject(socket, 'busy', 503, 'busy', 'too many live clients');
+    } else if (this.unauthenticated.size >= (this.opts.maxUnauthenticated ?? 32)) {
+      return this.reject(socket, 'busy_unauthenticated', 503, 'busy',
+        'too many connections waiting to authenticate; send the token on the upgrade (Authorization header or bearer subprotocol)');
     }
-    if (this.clients.size >= (this.opts.maxClients ?? 500)) return this.reject(socket, 503, 'busy', 'too many live clients');
     this.wss?.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, principal, source));
   };
 
@@ -145,8 +195,8 @@ export class LiveHub {
     this.opts.unauthorized?.record({ transport: 'ws', source, reason, route: this.opts.path ?? '/ws' });
   }
 
-  private reject(socket: Duplex, status: number, error: string, message: string): void {
-    this.rejectedUpgrades++;
+  private reject(socket: Duplex, reason: UpgradeRefusal, status: number, error: string, message: string): void {
+    this.rejectedUpgrades[reason]++;
     rejectUpgrade(socket, status, error, message);
   }
 
@@ -168,15 +218,18 @@ export class LiveHub {
     ws.on('error', (err) => this.opts.logger.debug({ client: client.id, err: err.message }, 'live client socket error'));
     ws.on('close', () => {
       this.clients.delete(client);
+      this.unauthenticated.delete(client);
+      this.snapshots.drop(client);
       this.disconnects[client.closing ?? 'closed']++;
     });
     if (principal) {
       this.welcome(client, principal);
     } else {
+      this.unauthenticated.add(client);
       const timer = setTimeout(() => {
         if (client.principal || client.closing) return;
         this.refused(client.source, 'no token within the authentication timeout');
-        this.disconnect(client, 'auth', 4401, 'authentication required');
+        this.disconnect(client, 'auth_timeout', 4401, 'authentication required (timed out)');
       }, this.opts.authTimeoutMs ?? 5000);
       timer.unref();
       ws.once('close', () => clearTimeout(timer));
@@ -191,9 +244,9 @@ export class LiveHub {
     }));
   }
 
-  private clientError(client: LiveClient, code: string, message: string, id?: unknown): void {
+  private clientError(client: LiveClient, code: string, message: string, id?: unknown, extra?: Record<string, unknown>): void {
     this.clientErrors[code] = (this.clientErrors[code] ?? 0) + 1;
-    client.sendPriority(M.errorMessage(code, message, id));
+    client.sendPriority(M.errorMessage(code, message, id, extra));
   }
 
   private onMessage(client: LiveClient, data: Buffer, isBinary: boolean): void {
@@ -262,32 +315,46 @@ export class LiveHub {
     if (WS_ACCESS === null || WS_ACCESS === 'open' || !roleAtLeast(principal.role, WS_ACCESS)) {
       return this.disconnect(client, 'auth', 4403, 'the live stream needs role viewer');
     }
+    if (this.authenticatedCount >= (this.opts.maxClients ?? 500)) return this.disconnect(client, 'busy', 1013, 'too many live clients');
+    this.unauthenticated.delete(client);
     this.welcome(client, principal);
   }
 
-  /** Snapshot then live: the snapshot is read and sent in the same tick, before the next bus event. */
+  /**
+   * Live messages start at once; the snapshot follows in parts (SnapshotPump), each device read when its part is
+   * sent, so a device's part is never older than a live message sent before it. A subscribe beyond the rate or
+   * with snapshots still queued is refused whole (`rate_limited`): the subscription does not change.
+   */
   private onSubscribe(client: LiveClient, devices: '*' | string[]): void {
-    let ids: string[];
+    let bucket = this.subscribeBuckets.get(client);
+    if (!bucket) this.subscribeBuckets.set(client, (bucket = new RateLimiter({ ...this.subscribeRate, now: this.now })));
+    if (this.snapshots.queued(client) >= MAX_QUEUED_SNAPSHOTS) {
+      return this.clientError(client, 'rate_limited', `subscribe refused: ${MAX_QUEUED_SNAPSHOTS} snapshots are still being sent on this connection; read them first`);
+    }
+    const rate = bucket.take('subscribe');
+    if (!rate.ok) {
+      const { burst, perSecond } = this.subscribeRate;
+      return this.clientError(client, 'rate_limited', `subscribe refused: at most ${burst} at once, then ${perSecond} per second; retry in ${rate.retryAfterMs} ms`,
+        undefined, { retryAfterMs: rate.retryAfterMs });
+    }
     if (devices === '*') {
       client.subscribedAll = true;
-      ids = this.opts.devices.list().map((d) => d.id);
-    } else {
-      ids = [];
-      for (const d of devices) {
-        // A client's subscription set is bounded: ids are the client's own input.
-        if (client.devices.size >= MAX_SUBSCRIBED_DEVICES) {
-          this.clientError(client, 'too_many_devices', `at most ${MAX_SUBSCRIBED_DEVICES} devices per connection; subscribe to "*" instead`);
-          break;
-        }
-        if (!client.devices.has(d)) { client.devices.add(d); ids.push(d); }
+      return this.snapshots.enqueue(client, this.deviceIds());
+    }
+    const ids: string[] = [];
+    for (const d of devices) {
+      // A client's subscription set is bounded: ids are the client's own input.
+      if (client.devices.size >= MAX_SUBSCRIBED_DEVICES) {
+        this.clientError(client, 'too_many_devices', `at most ${MAX_SUBSCRIBED_DEVICES} devices per connection; subscribe to "*" instead`);
+        break;
       }
+      if (!client.devices.has(d)) { client.devices.add(d); ids.push(d); }
     }
-    const snaps = [];
-    for (const id of ids) {
-      const snap = this.opts.devices.get(id);
-      if (snap) snaps.push({ ...snap, alarms: this.opts.alarmsOf?.(id) ?? [] });
-    }
-    client.sendPriority(M.snapshotMessage(snaps));
+    this.snapshots.enqueue(client, ids);
+  }
+
+  private deviceIds(): readonly string[] {
+    return this.opts.devices.ids?.() ?? this.opts.devices.list().map((d) => d.id);
   }
 
   private async onCommand(client: LiveClient, msg: Extract<M.ClientMessage, { type: 'command' }>): Promise<void> {
@@ -333,10 +400,11 @@ export class LiveHub {
   }
 
   private devicesOf(c: LiveClient): string[] {
-    return c.subscribedAll ? this.opts.devices.list().map((d) => d.id) : [...c.devices];
+    return c.subscribedAll ? [...this.deviceIds()] : [...c.devices];
   }
 
   private tickFlow(): void {
+    this.snapshots.kick();
     const now = this.now();
     for (const c of this.clients) {
       if (c.tick(now) === 'too_slow' && !c.closing) {
@@ -378,6 +446,8 @@ export class LiveHub {
     l.push(`msc_ws_clients ${this.clients.size}`);
     m('msc_ws_conflated_clients', 'Live-stream clients receiving conflated telemetry now.', 'gauge');
     l.push(`msc_ws_conflated_clients ${[...this.clients].filter((c) => c.conflated).length}`);
+    m('msc_ws_backlog_max_bytes', 'Largest socket backlog of any live-stream client now (what the gateway holds for it).', 'gauge');
+    l.push(`msc_ws_backlog_max_bytes ${Math.max(0, ...[...this.clients].map((c) => c.ws.bufferedAmount))}`);
     m('msc_ws_conflations_total', 'Times a client was switched to conflated telemetry.', 'counter');
     l.push(`msc_ws_conflations_total ${this.stats.conflations}`);
     m('msc_ws_telemetry_dropped_total', 'Telemetry messages replaced by a newer sample for a conflated client.', 'counter');
@@ -386,8 +456,18 @@ export class LiveHub {
     l.push(`msc_ws_messages_sent_total ${this.stats.sent}`);
     m('msc_ws_disconnects_total', 'Live-stream disconnects by reason.', 'counter');
     for (const [r, n] of Object.entries(this.disconnects)) l.push(`msc_ws_disconnects_total{reason="${r}"} ${n}`);
-    m('msc_ws_rejected_upgrades_total', 'WebSocket upgrades refused (auth, busy).', 'counter');
-    l.push(`msc_ws_rejected_upgrades_total ${this.rejectedUpgrades}`);
+    m('msc_ws_unauthenticated_clients', 'Live-stream connections still waiting to authenticate.', 'gauge');
+    l.push(`msc_ws_unauthenticated_clients ${this.unauthenticated.size}`);
+    m('msc_ws_rejected_upgrades_total', 'WebSocket upgrades refused, by reason (unauthorized, forbidden, origin, busy, busy_unauthenticated).', 'counter');
+    for (const [r, n] of Object.entries(this.rejectedUpgrades)) l.push(`msc_ws_rejected_upgrades_total{reason="${r}"} ${n}`);
+    m('msc_ws_snapshot_parts_total', 'Snapshot messages sent (a subscribe is answered by one or more parts).', 'counter');
+    l.push(`msc_ws_snapshot_parts_total ${this.snapshots.stats.parts}`);
+    m('msc_ws_snapshot_clients_waiting', 'Clients with snapshot parts still to send.', 'gauge');
+    l.push(`msc_ws_snapshot_clients_waiting ${this.snapshots.clientsWaiting}`);
+    m('msc_ws_snapshot_slices_total', 'Turns of the event loop in which the snapshot pump ran (it yields after 4 ms).', 'counter');
+    l.push(`msc_ws_snapshot_slices_total ${this.snapshots.stats.slices}`);
+    m('msc_ws_snapshot_slice_max_seconds', 'Longest time the snapshot pump held the event loop in one turn.', 'gauge');
+    l.push(`msc_ws_snapshot_slice_max_seconds ${(this.snapshots.stats.longestSliceMs / 1000).toFixed(4)}`);
     m('msc_ws_client_errors_total', 'Invalid client messages by code.', 'counter');
     for (const [code, n] of Object.entries(this.clientErrors)) l.push(`msc_ws_client_errors_total{code="${code}"} ${n}`);
     return l.join('\n') + '\n';

@@ -61,14 +61,23 @@ export function audioPauseMessage(p: BusEvents['audioPause']): string {
   return JSON.stringify({ type: 'audioPause', device: p.deviceId, until: p.until, actor: p.actor });
 }
 
-export function snapshotMessage(devices: Array<DeviceSnapshot & { alarms: AlarmInstance[] }>): string {
-  return JSON.stringify({ type: 'snapshot', devices });
+/** One device of a snapshot: its DEVICE object and its active alarms. */
+export function snapshotDevice(snap: DeviceSnapshot, alarms: AlarmInstance[]): string {
+  return JSON.stringify({ ...snap, alarms });
+}
+
+/**
+ * One part of a snapshot, from devices already serialised by snapshotDevice. A subscribe is answered by one or
+ * more parts; the last has `more: false`.
+ */
+export function snapshotMessage(devices: readonly string[], more: boolean): string {
+  return `{"type":"snapshot","devices":[${devices.join(',')}],"more":${more}}`;
 }
 
 export function conflatedMessage(active: boolean, devices: string[], dropped?: number): string {
   return JSON.stringify({ type: 'conflated', active, devices, dropped });
 }
 
-export function errorMessage(code: string, message: string, id?: unknown): string {
-  return JSON.stringify({ type: 'error', code, message, id });
+export function errorMessage(code: string, message: string, id?: unknown, extra?: Record<string, unknown>): string {
+  return JSON.stringify({ type: 'error', code, message, id, ...extra });
 }

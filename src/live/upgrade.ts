@@ -21,6 +21,45 @@ export function chooseProtocol(offered: Set<string>): string | false {
   return false;
 }
 
+/**
+ * Whether a browser may open the stream from the page it is on: no Origin header (not a browser: CI tools, the
+ * bench, `ws` clients; they still need a token), the gateway's own origin (the Origin's host and port are the
+ * Host header's: the web UI), or one of `allowed` (normalised origins, e.g. a TLS proxy that rewrites Host).
+ * Anything else, `null` included (sandboxed pages, file://), is refused.
+ */
+export function originAllowed(req: IncomingMessage, allowed: ReadonlySet<string>): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined) return true;
+  let page: URL;
+  try {
+    page = new URL(origin);
+  } catch {
+    return false;
+  }
+  if (page.protocol !== 'http:' && page.protocol !== 'https:') return false;
+  if (allowed.has(page.origin)) return true;
+  const host = req.headers.host;
+  if (!host) return false;
+  try {
+    // Parsed with the page's scheme, so a default port left out on either side compares equal.
+    return new URL(`${page.protocol}//${host}`).host === page.host;
+  } catch {
+    return false;
+  }
+}
+
+/** An `http.allowedOrigins` entry as compared: scheme://host[:port], lower case, default port left out. */
+export function normaliseOrigin(text: string): string | null {
+  try {
+    const u = new URL(text);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') return null;
+    if (u.username || u.password || u.search || u.hash || (u.pathname !== '/' && u.pathname !== '')) return null;
+    return u.origin;
+  } catch {
+    return null;
+  }
+}
+
 export function rejectUpgrade(socket: Duplex, status: number, error: string, message: string): void {
   const body = JSON.stringify({ error, message });
   const reason = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable' }[status] ?? 'Error';

@@ -13,6 +13,8 @@ import type { ChannelReading, DeviceLink, DeviceSnapshot, IngestSink } from './t
 export interface DeviceView {
   get(id: string): DeviceSnapshot | undefined;
   list(): DeviceSnapshot[];
+  /** Every device id, sorted, without building snapshots (the live stream pages through them). */
+  ids?(): readonly string[];
 }
 
 /** Where the hub waits for durability before it resolves an ingest (the journal's group commit). */
@@ -81,6 +83,8 @@ const EXTRA_CHANNELS_MAX = MAX_CHANNELS_PER_CONSOLE - ICD_CHANNELS.size;
 
 export class DeviceHub implements IngestSink, DeviceView {
   private readonly devices = new Map<string, DeviceRecord>();
+  /** ids() until a device is added; never mutated once handed out. */
+  private sortedIds: readonly string[] | null = null;
   /** Discards from sources that have no identity yet (a serial port before HELLO). */
   private readonly anonymousDiscards = new Map<string, Record<string, number>>();
   /** Ids the journal was asked about and does not know (see UNKNOWN_IDS_MAX). */
@@ -110,6 +114,10 @@ export class DeviceHub implements IngestSink, DeviceView {
   get(id: string): DeviceSnapshot | undefined {
     const rec = this.devices.get(id);
     return rec ? this.snapshotOf(rec) : undefined;
+  }
+
+  ids(): readonly string[] {
+    return (this.sortedIds ??= Object.freeze([...this.devices.keys()].sort()));
   }
 
   list(): DeviceSnapshot[] {
@@ -280,6 +288,7 @@ export class DeviceHub implements IngestSink, DeviceView {
       lastTelemetryT: null, periods: [], periodIdx: 0, deviceOnline: true, extraChannels: new Set(),
     };
     this.devices.set(deviceId, rec);
+    this.sortedIds = null;
     // A serial port that spoke before its HELLO carried its discards under the port path: they were this
     // console's. A broker is shared by every console (and by whoever else publishes): its counts stay its own.
     const pending = link.kind === 'serial' ? this.anonymousDiscards.get(link.source) : undefined;

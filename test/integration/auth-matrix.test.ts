@@ -101,7 +101,10 @@ describe('authorization matrix of the assembled gateway', () => {
   const madeHere: string[] = [];
 
   beforeAll(async () => {
-    gw = await startTestGateway({ auth: { rateLimit: { burst: BURST, perSecond: 0.5 } } }, { logger: createLogger('trace', logStream) });
+    gw = await startTestGateway({
+      http: { host: '127.0.0.1', port: 0, allowedOrigins: ['https://ward-gw.example.org'] },
+      auth: { rateLimit: { burst: BURST, perSecond: 0.5 } },
+    }, { logger: createLogger('trace', logStream) });
   });
   afterAll(async () => {
     await gw?.stop();
@@ -302,6 +305,16 @@ describe('authorization matrix of the assembled gateway', () => {
       const closed = await waitFor(() => anon.closed(), { timeoutMs: 8000, message: 'unauthenticated stream closed' });
       expect(closed?.code).toBe(4401);
       expect(anon.messages.some((m) => m.type === 'snapshot')).toBe(false);
+    });
+
+    it('refuses a page on another origin with 403 whatever its token; the gateway\'s own origin and http.allowedOrigins are accepted', async () => {
+      const bearer = { authorization: `Bearer ${gw.tokens.viewer}` };
+      expect(await upgradeStatus({ ...bearer, origin: 'https://evil.example' })).toBe(403);
+      expect(await upgradeStatus({ origin: 'https://evil.example' }, ['msc.v1', `bearer.${gw.tokens.viewer}`])).toBe(403);
+      expect(await upgradeStatus({ ...bearer, origin: gw.url })).toBe(101);
+      expect(await upgradeStatus({ origin: 'https://ward-gw.example.org' }, ['msc.v1', `bearer.${gw.tokens.viewer}`])).toBe(101);
+      const metrics = await fetch(gw.url + '/metrics', { headers: bearer }).then((r) => r.text());
+      expect(metrics).toMatch(/^msc_ws_rejected_upgrades_total\{reason="origin"\} 2$/m);
     });
 
     it('accepts a viewer token in the Authorization header: welcome, then a snapshot after subscribe', async () => {

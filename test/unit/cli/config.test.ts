@@ -38,10 +38,20 @@ describe('configuration', () => {
       ['--config', cfg, '--serial', '/dev/ttyUSB0', '--serial', '/dev/ttyUSB1', '--http', '127.0.0.1:9100'],
       { MSC_DATA_DIR: '/srv/msc', MSC_HTTP: '0.0.0.0:9200' },
     );
-    expect(config.http).toEqual({ host: '127.0.0.1', port: 9100 });
+    expect(config.http).toEqual({ host: '127.0.0.1', port: 9100, allowedOrigins: [] });
     expect(config.serial.map((s) => s.path)).toEqual(['/dev/ttyUSB0', '/dev/ttyUSB1']);
     expect(config.mqtt).toMatchObject({ url: 'mqtt://broker:1883', prefix: 'site/a' });
     expect(config.dataDir).toBe('/srv/msc');
+  });
+
+  it('reads http.allowedOrigins from the file or MSC_HTTP_ALLOWED_ORIGINS, normalised; --http keeps them', () => {
+    const cfg = file('o.yaml', 'http: { port: 9000, allowedOrigins: ["HTTPS://Ward-GW.example.org:443/"] }\n');
+    let { config } = loadConfigFromArgs(['--config', cfg, '--http', '127.0.0.1:9100'], {});
+    expect(config.http).toEqual({ host: '127.0.0.1', port: 9100, allowedOrigins: ['https://ward-gw.example.org'] });
+    ({ config } = loadConfigFromArgs(['--config', cfg], { MSC_HTTP_ALLOWED_ORIGINS: 'http://a.example:8080, https://b.example' }));
+    expect(config.http.allowedOrigins).toEqual(['http://a.example:8080', 'https://b.example']);
+    expect(issuesOf(() => loadConfigFromArgs([], { MSC_HTTP_ALLOWED_ORIGINS: 'https://a.example/path' }))[0]).toMatch(/^http\.allowedOrigins\.0: must be an origin/);
+    expect(issuesOf(() => loadConfigFromArgs([], { MSC_HTTP_ALLOWED_ORIGINS: '*' }))[0]).toMatch(/^http\.allowedOrigins\.0:/);
   });
 
   it('names the offending field path of a bad file', () => {
