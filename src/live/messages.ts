@@ -7,12 +7,18 @@ import type { AlarmInstance, AlarmTransition } from '../alarms/types.js';
 import type { BusEvents, DeviceEvent, LinkChange, StateChange, TelemetrySample } from '../bus.js';
 import { CommandBodySchema } from '../control/requestSchemas.js';
 import type { DeviceSnapshot } from '../model/types.js';
+import { isValidDeviceId } from '../protocol/types.js';
 
 /** The subprotocol a browser offers beside `bearer.<TOKEN>`; the server echoes it, never the token. */
 export const LIVE_PROTOCOL = 'msc.v1';
 export const BEARER_PROTOCOL_PREFIX = 'bearer.';
 
-const DeviceId = z.string().min(1).max(64);
+/** The ingest's rule: an id that can never be a console is an error naming it, not a subscription to nothing. */
+const DeviceId = z.string().min(1).max(64).superRefine((id, ctx) => {
+  if (!isValidDeviceId(id)) {
+    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(id)} is not a device id${id === '*' ? ' (for every device send "devices":"*", not ["*"])' : ''}` });
+  }
+});
 const DeviceSelection = z.union([z.literal('*'), z.array(DeviceId).max(1000)]);
 
 export const ClientMessageSchema = z.discriminatedUnion('type', [

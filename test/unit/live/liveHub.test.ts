@@ -186,6 +186,20 @@ describe('LiveHub stream', () => {
     expect(c.msgs.slice(n).filter((m) => m.type === 'telemetry')).toEqual([]);
   });
 
+  it('refuses a subscription to ids that can never be a console, naming them, instead of matching nothing', async () => {
+    const c = connect({ role: 'viewer' });
+    await c.next('welcome');
+    c.send({ type: 'subscribe', devices: ['*'] });
+    c.send({ type: 'subscribe', devices: [DEV, 'no such id!'] });
+    await waitFor(() => c.msgs.filter((m) => m.type === 'error').length === 2);
+    const errors = c.msgs.filter((m) => m.type === 'error');
+    expect(errors.map((m) => m.code)).toEqual(['invalid_message', 'invalid_message']);
+    expect(errors[0].message).toMatch(/devices\.0: "\*" is not a device id \(for every device send "devices":"\*"/);
+    expect(errors[1].message).toMatch(/devices\.1: "no such id!" is not a device id/);
+    // Nothing was subscribed: a later sample of DEV does not arrive.
+    expect(c.msgs.some((m) => m.type === 'snapshot')).toBe(false);
+  });
+
   it('answers invalid JSON and unknown types with an error and keeps the connection', async () => {
     const c = connect({ role: 'viewer' });
     await c.next('welcome');
