@@ -72,6 +72,8 @@ export interface BusEvents {
   alarm: AlarmTransition;
   /** Audio pause per device (IEC 60601-1-8 AUDIO PAUSED), with its end time. */
   audioPause: { deviceId: string; until: number | null; actor: { user: string; role: string } | null };
+  /** A console forgotten in memory (silent outside a session): drop what you keep for it; its journal rows stay. */
+  forget: { deviceId: string; reason: string; at: number };
 }
 
 type Listener<K extends keyof BusEvents> = (payload: BusEvents[K]) => void;

@@ -110,6 +110,11 @@ export class Gateway {
     this.hub = new DeviceHub({
       bus, logger: log.child({ module: 'hub' }), now, durability: this.journal, seqMemory: this.journal,
       maxConsoles: config.maxConsoles,
+      forgetSilentMs: config.forgetSilentS * 1000,
+      onConsoleLimit: (message) => this.alarms.setExternalCondition({
+        device: 'gateway', rule: 'CONSOLE_LIMIT', priority: 'MEDIUM', active: message !== null,
+        message: message ?? 'no console refused for 5 minutes',
+      }),
     });
     this.alarmProfiles = new AlarmProfileStore({
       dataDir: config.dataDir, now, logger: log.child({ module: 'alarm-profile' }),

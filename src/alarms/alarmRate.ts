@@ -17,6 +17,10 @@ export class AlarmRate {
     else this.raises.set(deviceId, [at]);
   }
 
+  forget(deviceId: string): void {
+    this.raises.delete(deviceId);
+  }
+
   devices(): Iterable<string> {
     return this.raises.keys();
   }

@@ -238,6 +238,31 @@ export class AlarmBook {
     return [...this.byDevice.get(deviceId)?.keys() ?? []];
   }
 
+  /**
+   * A console forgotten (silent outside a session, or refused): its alarms are closed, not kept. Each instance
+   * not yet NORMAL goes there with a `reset` transition naming the reason (journaled and forwarded like every
+   * transition), then every instance, its audio pause and its alarm-rate history are dropped.
+   */
+  forgetDevice(deviceId: string, reason: string): number {
+    const own = this.byDevice.get(deviceId);
+    let closed = 0;
+    for (const e of own?.values() ?? []) {
+      if (e.alarm.state !== 'NORMAL' || e.alarm.active) {
+        e.alarm.active = false;
+        e.alarm.clearedAt ??= this.opts.now();
+        e.ranks = { device: 0, process: 0, technical: 0 };
+        this.move(e, 'reset', 'NORMAL', null, reason);
+        closed += 1;
+      }
+      this.entries.delete(e.alarm.id);
+    }
+    this.byDevice.delete(deviceId);
+    if (this.pauses.delete(deviceId)) this.opts.audio({ deviceId, until: null, actor: null });
+    this.rate.forget(deviceId);
+    this.opts.changed();
+    return closed;
+  }
+
   devices(): Set<string> {
     const out = new Set<string>(this.rate.devices());
     for (const e of this.entries.values()) out.add(e.alarm.device);

@@ -115,6 +115,7 @@ export class AlarmEngine {
       this.links.link(l.deviceId, l.link, l.at, l.reason);
       this.checkCommLoss(l.deviceId);
     });
+    bus.on(this, 'forget', (f) => this.forgetDevice(f.deviceId, `console forgotten: ${f.reason}`));
     this.timer = (this.opts.timers ?? realTimers).setInterval(() => this.tick(), this.opts.tickMs ?? 1000);
   }
 
@@ -337,6 +338,17 @@ export class AlarmEngine {
   }
 
   /** One snapshot per burst of transitions; the store debounces the write itself. */
+  /** A console forgotten in memory: its alarms are closed (`reset`, with the reason), and its state dropped. */
+  forgetDevice(deviceId: string, reason: string): void {
+    this.book.forgetDevice(deviceId, reason);
+    this.evaluator.forget(deviceId);
+    this.links.forget(deviceId);
+    this.models.delete(deviceId);
+    this.commLossActive.delete(deviceId);
+    this.lastStates.delete(deviceId);
+    this.queueSave();
+  }
+
   private queueSave(): void {
     if (this.saveQueued || !this.started) return;
     this.saveQueued = true;

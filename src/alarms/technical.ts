@@ -204,6 +204,10 @@ export class LinkMonitor {
     return state !== null && this.cfg.commLoss.quietStates.includes(state);
   }
 
+  forget(id: string): void {
+    this.tracks.delete(id);
+  }
+
   private track(id: string): Track {
     let t = this.tracks.get(id);
     if (!t) {

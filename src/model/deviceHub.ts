@@ -39,9 +39,19 @@ export interface DeviceHubOptions {
   tickMs?: number;
   /** Consoles the hub keeps at most; a new one beyond is refused (config `maxConsoles`). */
   maxConsoles?: number;
+  /**
+   * A console silent this long while not in a session (no session, IDLE or ENDED) is forgotten in memory (config
+   * `forgetSilentS`; its journal rows stay): its record, metrics and alarms go, and a HELLO brings it back. 0: never.
+   */
+  forgetSilentMs?: number;
+  /** CONSOLE_LIMIT raised (message) when a new console is refused beyond maxConsoles, cleared (null) 5 min later. */
+  onConsoleLimit?: (message: string | null) => void;
 }
 
 export const DEFAULT_MAX_CONSOLES = 64;
+export const DEFAULT_FORGET_SILENT_MS = 24 * 3600_000;
+/** CONSOLE_LIMIT clears this long after the last refusal. */
+const CONSOLE_LIMIT_CLEAR_MS = 5 * 60_000;
 const LOG_WINDOW_MS = 10_000;
 /** Ids the journal does not know, remembered so a refused id costs no journal read per frame; cleared when full. */
 const UNKNOWN_IDS_MAX = 4096;
@@ -77,6 +87,8 @@ interface DeviceRecord {
   deviceOnline: boolean;
   /** Channel keys outside ICD_CHANNELS this console has used (at most MAX_CHANNELS_PER_CONSOLE − ICD's). */
   extraChannels: Set<string>;
+  /** Gateway time the record was made (a console that never sent a frame is forgotten from then). */
+  createdAt: number;
 }
 
 const EXTRA_CHANNELS_MAX = MAX_CHANNELS_PER_CONSOLE - ICD_CHANNELS.size;
@@ -85,6 +97,9 @@ export class DeviceHub implements IngestSink, DeviceView {
   private readonly devices = new Map<string, DeviceRecord>();
   /** ids() until a device is added; never mutated once handed out. */
   private sortedIds: readonly string[] | null = null;
+  /** Gateway time of the last console refused beyond maxConsoles while CONSOLE_LIMIT stands, else null. */
+  private consoleLimitAt: number | null = null;
+  private forgotten = 0;
   /** Discards from sources that have no identity yet (a serial port before HELLO). */
   private readonly anonymousDiscards = new Map<string, Record<string, number>>();
   /** Ids the journal was asked about and does not know (see UNKNOWN_IDS_MAX). */
@@ -174,8 +189,14 @@ export class DeviceHub implements IngestSink, DeviceView {
     const hello = data.some((f) => f.type === 'HELLO');
     const max = this.opts.maxConsoles ?? DEFAULT_MAX_CONSOLES;
     const full = this.devices.size >= max;
-    const refuseFull = () => this.refuse(deviceId, link.source, 'too_many_consoles', data.length,
-      `${deviceId} refused: already ${max} consoles (maxConsoles)`);
+    const refuseFull = () => {
+      this.refuse(deviceId, link.source, 'too_many_consoles', data.length, `${deviceId} refused: already ${max} consoles (maxConsoles)`);
+      if (this.consoleLimitAt === null) {
+        this.opts.onConsoleLimit?.(`console ${deviceId} refused: the gateway already serves ${max} consoles (maxConsoles); `
+          + 'its data is not shown, alarmed or stored');
+      }
+      this.consoleLimitAt = this.now();
+    };
     // A HELLO flood beyond the limit costs no journal read.
     if (hello && full) {
       refuseFull();
@@ -285,7 +306,7 @@ export class DeviceHub implements IngestSink, DeviceView {
       link,
       seq: new SequenceTracker(remembered),
       offsetWindows: [-Infinity], offsetWindowStart: rx,
-      lastTelemetryT: null, periods: [], periodIdx: 0, deviceOnline: true, extraChannels: new Set(),
+      lastTelemetryT: null, periods: [], periodIdx: 0, deviceOnline: true, extraChannels: new Set(), createdAt: rx,
     };
     this.devices.set(deviceId, rec);
     this.sortedIds = null;
@@ -481,16 +502,51 @@ export class DeviceHub implements IngestSink, DeviceView {
   }
 
   /** Absent data is never normal: a device that stops talking is marked lost (issue 3). */
+  /** Consoles forgotten since start (silent outside a session for `forgetSilentMs`). */
+  get forgottenCount(): number {
+    return this.forgotten;
+  }
+
   private checkSilence(): void {
     const now = this.now();
+    if (this.consoleLimitAt !== null && now - this.consoleLimitAt >= CONSOLE_LIMIT_CLEAR_MS) {
+      this.consoleLimitAt = null;
+      this.opts.onConsoleLimit?.(null);
+    }
+    const forgetMs = this.opts.forgetSilentMs ?? DEFAULT_FORGET_SILENT_MS;
     for (const rec of this.devices.values()) {
       const s = rec.snap;
+      if (forgetMs > 0 && s.link !== 'connected' && this.forgettable(rec, now, forgetMs)) {
+        this.forget(rec, `silent for ${Math.round((now - (s.lastSeen ?? 0)) / 60_000)} min outside a session`);
+        continue;
+      }
       if (s.link !== 'connected' || s.lastSeen === null) continue;
       const silent = now - s.lastSeen;
       const quiet = s.state !== null && QUIET_STATES.has(s.state);
       const limit = quiet ? SILENCE_IDLE_MS : Math.max(SILENCE_MIN_MS, 3 * (s.telemetryPeriodMs ?? 0));
       if (silent > limit) this.setLink(rec, 'lost', `no frame for ${Math.round(silent / 100) / 10} s`, now);
     }
+  }
+
+  /** Silent that long, and not in a session: nobody is being treated on it. */
+  private forgettable(rec: DeviceRecord, now: number, forgetMs: number): boolean {
+    const s = rec.snap;
+    const since = s.lastSeen ?? rec.createdAt;
+    if (now - since < forgetMs) return false;
+    return s.sessionId === null || s.state === null || QUIET_STATES.has(s.state);
+  }
+
+  /**
+   * Forgets a console in memory: its record goes, and the bus tells every part to drop what it keeps for it (the
+   * alarm engine closes its alarms). Its journal rows stay; a HELLO (or journal-known frames) bring it back.
+   */
+  private forget(rec: DeviceRecord, reason: string): void {
+    const id = rec.snap.id;
+    this.devices.delete(id);
+    this.sortedIds = null;
+    this.forgotten += 1;
+    this.opts.logger.info({ device: id, reason }, `console ${id} forgotten: ${reason}`);
+    this.opts.bus.emit('forget', { deviceId: id, reason, at: this.now() });
   }
 
   private snapshotOf(rec: DeviceRecord): DeviceSnapshot {

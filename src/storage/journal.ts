@@ -82,6 +82,7 @@ export class Journal {
       bus.on(this, 'state', (c) => this.appendState(c));
       bus.on(this, 'event', (e) => this.appendEvent(e));
       bus.on(this, 'alarm', (a) => this.appendAlarm(a));
+      bus.on(this, 'forget', (f) => this.channelsSeen.delete(f.deviceId));
     }
     this.tryOpen();
     this.timer = setInterval(() => this.flush(), this.opts.commitIntervalMs ?? 100);

@@ -19,6 +19,7 @@ import type { DeviceLink } from '../../src/model/types.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/waitFor.js';
+import { helloFrame } from '../helpers/hello.js';
 
 const DEV = 'MSC-0001';
 const OTHER = 'MSC-0002';
@@ -40,7 +41,7 @@ async function request(url: string, method: string, path: string, token: string,
  */
 async function seen(gateway: Gateway, deviceId: string): Promise<void> {
   const link: DeviceLink = { kind: 'serial', source: '/dev/ttyPROFILE', send: async () => {} };
-  await gateway.hub.ingest(deviceId, [{ type: 'S', seq: 1, t: Date.now(), state: 'IDLE', sessionId: null }], link);
+  await gateway.hub.ingest(deviceId, [helloFrame(deviceId), { type: 'S', seq: 1, t: Date.now(), state: 'IDLE', sessionId: null }], link);
 }
 
 const gateways: Gateway[] = [];

@@ -15,6 +15,7 @@ import { createLogger } from '../../src/log.js';
 import type { DeviceLink } from '../../src/model/types.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { waitFor } from '../helpers/waitFor.js';
+import { helloFrame } from '../helpers/hello.js';
 
 const DEV = 'MSC-P001';
 const link: DeviceLink = { kind: 'serial', source: '/dev/ttyPERM', send: async () => {} };
@@ -54,6 +55,7 @@ describe('data directory permissions', () => {
     gateways.push(gw);
     // Something in every file: a console (journal), a limit change (alarm-profile.json), an audio pause (alarms.json).
     await gw.gateway.hub.ingest(DEV, [
+      helloFrame(DEV),
       { type: 'S', seq: 1, t: Date.now(), state: 'RUNNING', sessionId: 'S-P1' },
       { type: 'T', seq: 2, t: Date.now(), v: { QB: 150, PV: 80 } },
     ] as never, link);
@@ -88,7 +90,7 @@ describe('data directory permissions', () => {
     const sink = new Writable({ write(c, _e, done) { for (const l of String(c).split('\n').filter(Boolean)) lines.push(JSON.parse(l)); done(); } });
     const gw = await startTestGateway({}, { dataDir, logger: createLogger('info', sink) });
     gateways.push(gw);
-    await gw.gateway.hub.ingest(DEV, [{ type: 'S', seq: 1, t: Date.now(), state: 'IDLE', sessionId: null }] as never, link);
+    await gw.gateway.hub.ingest(DEV, [helloFrame(DEV), { type: 'S', seq: 1, t: Date.now(), state: 'IDLE', sessionId: null }] as never, link);
 
     expect(modeOf(dataDir)).toBe('700');
     expect(Object.entries(modes(dataDir)).filter(([, m]) => m !== '600')).toEqual([]);

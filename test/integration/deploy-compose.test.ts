@@ -55,7 +55,7 @@ describe('docker-compose.yml', () => {
       expect(Object.keys(overridesFromEnv({ [key]: env[key] })), `${key} is read by overridesFromEnv`).toHaveLength(1);
     }
     const config = parseConfig(applyOverrides({}, overridesFromEnv(env)));
-    expect(config.http).toEqual({ host: '0.0.0.0', port: 8080 });
+    expect(config.http).toEqual({ host: '0.0.0.0', port: 8080, allowedOrigins: [] });
     expect(containerPorts(gw)).toEqual([config.http.port]);
     const mqtt = new URL(config.mqtt!.url);
     expect(mqtt.hostname).toBe('mosquitto');
