@@ -19,7 +19,7 @@ import { historyRoutes } from './api/historyRoutes.js';
 import { sessionRoutes } from './api/sessionRoutes.js';
 import { webRoutes } from './api/webRoutes.js';
 import { buildServer, type HealthReport } from './api/server.js';
-import { AuditLog, type AuditEntry, type AuditSink } from './audit/auditLog.js';
+import { AuditLog, type AuditEntry } from './audit/auditLog.js';
 import { PendingAudit } from './audit/pendingAudit.js';
 import { BusAuditor } from './audit/busAuditor.js';
 import { RateLimiter } from './auth/rateLimiter.js';
@@ -39,6 +39,7 @@ import { InfluxForwarder } from './storage/forwarder.js';
 import { HistoryService } from './storage/history.js';
 import { Journal } from './storage/journal.js';
 import { Retention } from './storage/retention.js';
+import { JournalStores } from './storage/stores.js';
 import { StorageUnavailableError } from './storage/types.js';
 import { MqttTransport } from './transports/mqtt.js';
 import { loadMqttSecrets } from './transports/mqttSecrets.js';
@@ -49,13 +50,6 @@ import { secureDataDir } from './util/privateFiles.js';
 export interface GatewayOptions {
   logger: Logger;
   now?: () => number;
-}
-
-/** A request that needs the journal while it cannot be written (unwritable or full disk): 503, never a crash. */
-class JournalUnavailable extends StorageUnavailableError {
-  constructor(what: string) {
-    super(`${what} unavailable: the journal cannot be written (see /healthz)`);
-  }
 }
 
 export class Gateway {
@@ -77,15 +71,21 @@ export class Gateway {
   readonly sessions: SessionService | null;
   /** InfluxDB points for the fleet dashboard (issue 7); null without InfluxDB. */
   readonly fleetStatus: FleetStatusWriter | null;
-  /** The audit trail; null until the journal has opened (and for ever without a journal). */
-  audit: AuditLog | null = null;
-  annotations: AnnotationStore | null = null;
+  /**
+   * The audit trail, in the journal's database. Every command, alarm action, token change and annotation is
+   * audited before it takes effect (issue 5): until the journal opens (and for ever without one) appends throw
+   * StorageUnavailableError and those actions are refused with 503.
+   */
+  readonly audit: AuditLog;
+  /** Annotations, in the journal's database: 503 until it opens, like the audit trail. */
+  readonly annotations: AnnotationStore;
   readonly annotationStats = new AnnotationStats();
+  /** Every part kept in the journal's database: given each (re)opened handle, started and stopped in order. */
+  private readonly stores: JournalStores;
   private readonly auditor: BusAuditor;
   private readonly limiter: RateLimiter;
   /** Refused tokens over HTTP and the live stream: one counter, one throttled log. */
   private readonly unauthorized: UnauthorizedLog;
-  private readonly auditSink: AuditSink;
   /** Records of actions already taken, kept in order while the trail cannot be written (pendingAudit.ts). */
   readonly pendingAudit: PendingAudit;
   private server: FastifyInstance | null = null;
@@ -141,21 +141,15 @@ export class Gateway {
       ? new HistoryService({ journal: this.journal, influx: config.influx, log: log.child({ module: 'history' }) })
       : null;
 
-    // Every command, alarm action, token change and annotation is audited before it takes effect (issue 5);
-    // without a writable journal there is no audit trail, so those actions are refused with 503.
-    this.auditSink = {
-      append: (entry) => {
-        if (!this.audit) throw new JournalUnavailable('audit trail');
-        return this.audit.append(entry);
-      },
-    };
+    const audit = (this.audit = new AuditLog({ db: null, now }));
+    this.annotations = new AnnotationStore({ db: null, audit, now });
     this.tokens = new TokenStore({
-      dataDir: config.dataDir, provisioned: config.auth.tokens, audit: this.auditSink, logger: log.child({ module: 'tokens' }),
+      dataDir: config.dataDir, provisioned: config.auth.tokens, audit, logger: log.child({ module: 'tokens' }),
     });
     this.limiter = new RateLimiter(config.auth.rateLimit);
     this.unauthorized = new UnauthorizedLog({ logger: log.child({ module: 'auth' }) });
     this.pendingAudit = new PendingAudit({
-      sink: this.auditSink, now, logger: log.child({ module: 'audit' }),
+      sink: audit, now, logger: log.child({ module: 'audit' }),
       onCondition: (message) => this.alarms.setExternalCondition({
         device: 'gateway', rule: 'AUDIT_PENDING', priority: 'MEDIUM', active: message !== null,
         message: message ?? 'the audit records kept in memory are written',
@@ -163,14 +157,14 @@ export class Gateway {
     });
     const afterAction = (entry: AuditEntry) => this.pendingAudit.record(entry);
     this.commands = new CommandService({
-      bus, hub: this.hub, audit: this.auditSink, afterAction, logger: log.child({ module: 'commands' }), now,
+      bus, hub: this.hub, audit, afterAction, logger: log.child({ module: 'commands' }), now,
       onCondition: (c) => this.alarms.setExternalCondition(c),
     });
     this.auditor = new BusAuditor({
-      bus, audit: this.auditSink, afterAction, logger: log.child({ module: 'audit' }), sessionOf: (id) => this.hub.get(id)?.sessionId ?? null,
+      bus, audit, afterAction, logger: log.child({ module: 'audit' }), sessionOf: (id) => this.hub.get(id)?.sessionId ?? null,
     });
     this.replay = new ReplayService({
-      journal: this.journal, history: this.history, annotations: () => this.annotations, logger: log.child({ module: 'replay' }), now,
+      journal: this.journal, history: this.history, annotations: this.annotations, logger: log.child({ module: 'replay' }), now,
     });
     this.live = new LiveHub({
       bus, devices: this.hub, tokens: this.tokens, logger: log.child({ module: 'live' }), now,
@@ -181,7 +175,7 @@ export class Gateway {
 
     this.sessions = this.journal
       ? new SessionService({
-        bus, audit: this.auditSink, database: () => this.journal!.database(), now, logger: log.child({ module: 'sessions' }),
+        bus, audit, database: () => this.journal!.database(), now, logger: log.child({ module: 'sessions' }),
       })
       : null;
     this.fleetStatus = config.influx
@@ -191,6 +185,16 @@ export class Gateway {
         database: () => this.journal?.database() ?? null, logger: log.child({ module: 'fleet-status' }),
       })
       : null;
+
+    // Dependency order: the others audit through the trail; retention waits for the forwarder's confirmed
+    // cursor; fleet status reports the forwarder. They stop in reverse, after intake and before the journal.
+    this.stores = new JournalStores({ journal: this.journal, logger: log.child({ module: 'stores' }) });
+    this.stores.add('audit', this.audit);
+    this.stores.add('annotations', this.annotations);
+    this.stores.add('sessions', this.sessions);
+    this.stores.add('forwarder', this.forwarder);
+    this.stores.add('retention', this.retention);
+    this.stores.add('fleet-status', this.fleetStatus);
 
     for (const port of config.serial) {
       this.transports.push(new SerialTransport({
@@ -232,26 +236,10 @@ export class Gateway {
     secureDataDir(config.dataDir, log.child({ module: 'data-dir' }));
 
     // Storage first: the hub resolves every ingest against the journal's commit (MQTT PUBACK after it).
-    if (this.journal) {
-      await this.journal.start();
-      this.journal.onOpen((db) => {
-        if (!this.audit) {
-          this.audit = new AuditLog({ db, now: this.now });
-          this.audit.start();
-          this.annotations = new AnnotationStore({ db, audit: this.auditSink, now: this.now });
-          this.annotations.start();
-        } else {
-          this.audit.useDatabase(db);
-          this.annotations?.useDatabase(db);
-        }
-        this.pendingAudit.flush();
-      });
-    }
-    if (this.journal && this.sessions) {
-      const sessions = this.sessions;
-      this.journal.onOpen((db) => sessions.useDatabase(db));
-    }
-    this.sessions?.start();
+    await this.journal?.start();
+    await this.stores.start();
+    // After the stores have the new handle: what actions already taken left unaudited is written now.
+    this.journal?.onOpen(() => this.pendingAudit.flush());
     this.tokens.start();
     this.alarms.start();
     // The limits in force are not the ones the engineer set: HIGH until an engineer confirms or fixes the profile.
@@ -262,17 +250,15 @@ export class Gateway {
     this.auditor.start();
     this.commands.start();
     this.hub.start();
-    await this.forwarder?.start();
-    await this.retention?.start();
 
     const deviceKnown = (id: string) => this.deviceSeen(id);
     const plugins: Array<{ plugin: FastifyPluginAsync<any>; opts?: Record<string, unknown> }> = [
       { plugin: authPlugin, opts: { tokens: this.tokens, limiter: this.limiter, unauthorized: this.unauthorized } },
-      { plugin: alarmRoutes, opts: { engine: this.alarms, actorOf, auditAvailable: () => this.audit !== null && (this.journal?.status().writable ?? false) } },
-      { plugin: alarmProfileRoutes, opts: { engine: this.alarms, audit: this.auditSink, store: this.alarmProfiles, actorOf, deviceKnown } },
+      { plugin: alarmRoutes, opts: { engine: this.alarms, actorOf, auditAvailable: () => this.audit.canAppend && (this.journal?.status().writable ?? false) } },
+      { plugin: alarmProfileRoutes, opts: { engine: this.alarms, audit: this.audit, store: this.alarmProfiles, actorOf, deviceKnown } },
       { plugin: commandRoutes, opts: { commands: this.commands } },
-      { plugin: annotationRoutes, opts: { annotations: this.annotationsOrUnavailable(), devices: this.hub, stats: this.annotationStats } },
-      { plugin: auditRoutes, opts: { audit: { query: (q: never) => this.requireAudit().query(q) } } },
+      { plugin: annotationRoutes, opts: { annotations: this.annotations, devices: this.hub, stats: this.annotationStats } },
+      { plugin: auditRoutes, opts: { audit: this.audit } },
     ];
     if (this.history) plugins.push({ plugin: historyRoutes, opts: { history: this.history, deviceKnown } });
     if (this.sessions) plugins.push({ plugin: sessionRoutes, opts: { sessions: this.sessions } });
@@ -292,7 +278,6 @@ export class Gateway {
     await this.server.listen({ host: config.http.host, port: config.http.port });
     // A transport that cannot connect yet (port missing, broker down) keeps retrying by itself: never fatal.
     await Promise.all(this.transports.map((t) => t.start()));
-    this.fleetStatus?.start();
     log.info({ http: this.httpUrl, transports: this.transports.map((t) => t.status().source) }, 'msc-gateway started');
   }
 
@@ -317,10 +302,7 @@ export class Gateway {
     await step('alarms', () => this.alarms.stop());
     await step('auditor', () => this.auditor.stop());
     await step('pending-audit', () => this.pendingAudit.stop());
-    await step('sessions', () => this.sessions?.stop());
-    await step('fleet-status', () => this.fleetStatus?.stop());
-    await step('retention', () => this.retention?.stop());
-    await step('forwarder', () => this.forwarder?.stop());
+    await step('stores', () => this.stores.stop()); // logs each store's own failure and goes on
     await step('replay', () => this.replay.stop()); // reads the journal: ends before it closes
     await step('journal', () => this.journal?.stop());
     await step('live', () => this.live.stop());
@@ -344,26 +326,6 @@ export class Gateway {
       if (err instanceof StorageUnavailableError || (typeof code === 'string' && code.startsWith('SQLITE_'))) return true;
       throw err;
     }
-  }
-
-  private requireAudit(): AuditLog {
-    if (!this.audit) throw new JournalUnavailable('audit trail');
-    return this.audit;
-  }
-
-  /** Annotations live in the journal; until it opens, the routes answer 503. */
-  private annotationsOrUnavailable(): AnnotationStore {
-    const need = (): AnnotationStore => {
-      if (!this.annotations) throw new JournalUnavailable('annotations');
-      return this.annotations;
-    };
-    return {
-      eventTime: (b: never) => need().eventTime(b),
-      add: (...a: Parameters<AnnotationStore['add']>) => need().add(...a),
-      query: (q: never) => need().query(q),
-      adverseEventCounts: (s: string, d?: string) => need().adverseEventCounts(s, d),
-      sessionRanOn: (d: string, s: string) => need().sessionRanOn(d, s),
-    } as unknown as AnnotationStore;
   }
 
   health(): HealthReport {

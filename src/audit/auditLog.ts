@@ -7,6 +7,7 @@
  */
 import type { Database, Statement } from 'better-sqlite3';
 import { durableTransaction } from '../storage/schema.js';
+import { journalUnavailable } from '../storage/types.js';
 import { canonicalJson, GENESIS_HASH, recordHash } from './canonical.js';
 
 /** What a caller records. `at` defaults to the injected clock. */
@@ -57,8 +58,11 @@ export type AuditVerdict =
   | { ok: false; firstBrokenId: number; reason: string; count: number };
 
 export interface AuditLogOptions {
-  /** The journal's handle (or the test's / the CLI's own). See useDatabase() for a journal that reopens. */
-  db: Database;
+  /**
+   * The journal's handle (or the test's / the CLI's own). Null in the gateway until the journal first opens:
+   * appends and reads then throw StorageUnavailableError (503). See useDatabase() for a journal that reopens.
+   */
+  db: Database | null;
   now?: () => number;
   /** Opened read-only (the `audit verify` CLI): no schema is created. */
   readonly?: boolean;
@@ -118,7 +122,7 @@ export class AuditLog implements AuditSink {
     head: Statement<[number, string]>;
   } | null = null;
   private appendTx: ((e: AuditEntry) => AuditRecord) | null = null;
-  private db: Database;
+  private db: Database | null;
   private started = false;
 
   constructor(private readonly opts: AuditLogOptions) {
@@ -126,11 +130,11 @@ export class AuditLog implements AuditSink {
     this.db = opts.db;
   }
 
-  /** Creates the tables (unless read-only). Safe to call twice. */
+  /** Creates the tables (unless read-only; without a handle, when it comes). Safe to call twice. */
   start(): void {
     this.started = true;
-    if (this.opts.readonly || this.stmts) return;
     const db = this.db;
+    if (this.opts.readonly || this.stmts || !db) return;
     db.exec(SCHEMA);
     this.stmts = {
       last: db.prepare('SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1'),
@@ -159,8 +163,17 @@ export class AuditLog implements AuditSink {
     if (this.started) this.start();
   }
 
+  /** Whether append() can write now: started, with a handle whose tables are ready. */
+  get canAppend(): boolean {
+    return this.appendTx !== null;
+  }
+
   append(entry: AuditEntry): AuditRecord {
-    if (!this.appendTx) throw new Error('AuditLog.append before start() (or on a read-only log)');
+    if (!this.appendTx) {
+      // Started but without a usable handle: the journal has not opened (yet). Anything else is a bug.
+      if (this.started && !this.opts.readonly) throw journalUnavailable('audit trail');
+      throw new Error('AuditLog.append before start() (or on a read-only log)');
+    }
     return this.appendTx(entry);
   }
 
@@ -197,7 +210,12 @@ export class AuditLog implements AuditSink {
     if (q.afterId !== undefined) { where.push('id > ?'); params.push(q.afterId); }
     const limit = Math.max(1, Math.min(q.limit ?? 1000, AUDIT_QUERY_MAX));
     const sql = `SELECT * FROM audit ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id LIMIT ${limit}`;
-    return (this.db.prepare(sql).all(...params) as Row[]).map(toRecord);
+    return (this.database().prepare(sql).all(...params) as Row[]).map(toRecord);
+  }
+
+  private database(): Database {
+    if (!this.db) throw journalUnavailable('audit trail');
+    return this.db;
   }
 
   /**
@@ -205,7 +223,7 @@ export class AuditLog implements AuditSink {
    * hash, each hash must match the record's content, and the last record must be the recorded head.
    */
   verify(): AuditVerdict {
-    const db = this.db;
+    const db = this.database();
     if (!tableExists(db, 'audit')) return { ok: true, count: 0, headId: 0, headHash: GENESIS_HASH };
     let expectedId = 1;
     let prevHash = GENESIS_HASH;

@@ -9,6 +9,7 @@ import type { Actor } from '../alarms/types.js';
 import type { AuditSink } from '../audit/auditLog.js';
 import { SESSION_ID_RE } from '../protocol/commands.js';
 import { durableTransaction } from '../storage/schema.js';
+import { journalUnavailable } from '../storage/types.js';
 
 export const ANNOTATION_KINDS = ['adverse_event', 'note', 'intervention'] as const;
 export type AnnotationKind = (typeof ANNOTATION_KINDS)[number];
@@ -104,7 +105,8 @@ export interface AnnotationQuery {
 }
 
 export interface AnnotationStoreOptions {
-  db: Database;
+  /** The journal's handle; null in the gateway until the journal first opens (reads and writes are then 503). */
+  db: Database | null;
   audit: AuditSink;
   now?: () => number;
 }
@@ -137,7 +139,7 @@ interface Row {
 export class AnnotationStore {
   private insert: Statement<unknown[]> | null = null;
   private readonly now: () => number;
-  private db: Database;
+  private db: Database | null;
   private started = false;
 
   constructor(private readonly opts: AnnotationStoreOptions) {
@@ -145,11 +147,13 @@ export class AnnotationStore {
     this.db = opts.db;
   }
 
+  /** Creates the table (without a handle, when it comes). */
   start(): void {
     this.started = true;
-    if (this.insert) return;
-    this.db.exec(SCHEMA);
-    this.insert = this.db.prepare(`INSERT INTO annotations (device, session, t, kind, subtype, text, user, role, created_at, audit_id)
+    const db = this.db;
+    if (this.insert || !db) return;
+    db.exec(SCHEMA);
+    this.insert = db.prepare(`INSERT INTO annotations (device, session, t, kind, subtype, text, user, role, created_at, audit_id)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
   }
 
@@ -179,15 +183,16 @@ export class AnnotationStore {
    * another session: an annotation attached there would count as that console's adverse event.
    */
   sessionRanOn(device: string, session: string): boolean {
-    const has = (table: string) => this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined;
-    if (has('session_record') && this.db.prepare('SELECT 1 FROM session_record WHERE device = ? AND session = ? LIMIT 1').get(device, session)) return true;
-    return has('state') && this.db.prepare('SELECT 1 FROM state WHERE device = ? AND session = ? LIMIT 1').get(device, session) !== undefined;
+    const db = this.database();
+    const has = (table: string) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined;
+    if (has('session_record') && db.prepare('SELECT 1 FROM session_record WHERE device = ? AND session = ? LIMIT 1').get(device, session)) return true;
+    return has('state') && db.prepare('SELECT 1 FROM state WHERE device = ? AND session = ? LIMIT 1').get(device, session) !== undefined;
   }
 
   add(device: string, session: string | null, t: number, body: AnnotationBody, actor: Actor): Annotation {
-    if (!this.insert) throw new Error('AnnotationStore.add before start()');
+    if (!this.insert) throw this.started ? journalUnavailable('annotations') : new Error('AnnotationStore.add before start()');
     const createdAt = this.now();
-    return durableTransaction(this.db, (): Annotation => {
+    return durableTransaction(this.database(), (): Annotation => {
       const rec = this.opts.audit.append({
         user: actor.user, role: actor.role, device, session, action: 'annotation.add', outcome: 'done', at: createdAt,
         detail: { t, kind: body.kind, subtype: body.subtype ?? null, text: body.text },
@@ -208,7 +213,7 @@ export class AnnotationStore {
     if (q.from !== undefined) { where.push('t >= ?'); params.push(q.from); }
     if (q.to !== undefined) { where.push('t <= ?'); params.push(q.to); }
     const limit = Math.max(1, Math.min(q.limit ?? 1000, ANNOTATION_QUERY_MAX));
-    const rows = this.db.prepare(`SELECT * FROM annotations ${where.length ? 'WHERE ' + where.join(' AND ') : ''}
+    const rows = this.database().prepare(`SELECT * FROM annotations ${where.length ? 'WHERE ' + where.join(' AND ') : ''}
       ORDER BY t, id LIMIT ${limit}`).all(...params) as Row[];
     return rows.map((r) => ({
       id: r.id, device: r.device, session: r.session, t: r.t, kind: r.kind, subtype: r.subtype, text: r.text,
@@ -222,12 +227,18 @@ export class AnnotationStore {
    */
   adverseEventCounts(session: string, device?: string): Record<AdverseEventType, number> {
     const counts = Object.fromEntries(ADVERSE_EVENT_TYPES.map((k) => [k, 0])) as Record<AdverseEventType, number>;
+    const db = this.database();
     const rows = (device === undefined
-      ? this.db.prepare(`SELECT subtype, COUNT(*) AS n FROM annotations
+      ? db.prepare(`SELECT subtype, COUNT(*) AS n FROM annotations
       WHERE session = ? AND kind = 'adverse_event' GROUP BY subtype`).all(session)
-      : this.db.prepare(`SELECT subtype, COUNT(*) AS n FROM annotations
+      : db.prepare(`SELECT subtype, COUNT(*) AS n FROM annotations
       WHERE session = ? AND device = ? AND kind = 'adverse_event' GROUP BY subtype`).all(session, device)) as Array<{ subtype: AdverseEventType; n: number }>;
     for (const r of rows) if (Object.hasOwn(counts, r.subtype)) counts[r.subtype] = r.n;
     return counts;
+  }
+
+  private database(): Database {
+    if (!this.db) throw journalUnavailable('annotations');
+    return this.db;
   }
 }

@@ -19,8 +19,8 @@ import type { LiveClient } from './liveClient.js';
 export interface ReplayOptions {
   journal: Journal | null;
   history?: HistoryService | null;
-  /** The annotation store once the journal is open (it is created at start). */
-  annotations?: () => { query(q: AnnotationQuery): Annotation[] } | null;
+  /** The annotation store; it throws while the journal is not open, and the markers then come empty. */
+  annotations?: { query(q: AnnotationQuery): Annotation[] };
   logger: Logger;
   now?: () => number;
   /** Pacing tick, ms. */
@@ -310,7 +310,7 @@ export class ReplayService {
       // seconds of each other (CLOCK_SKEW alarm), which is close enough to place a marker on a timeline.
       const alarms = j.alarms(r.device, range, MARKER_LIMIT).map((a) => ({ t: a.at, kind: a.kind, id: a.alarm.id, rule: a.alarm.rule, priority: a.alarm.priority, state: a.to, message: a.alarm.message, actor: a.actor?.user ?? null }));
       const events = j.events(r.device, range, MARKER_LIMIT).map((e) => ({ t: e.t, code: e.code, prio: e.prio, active: e.active, text: e.text }));
-      const annotations = (this.opts.annotations?.()?.query({ device: r.device, from: r.from, to: r.to, limit: MARKER_LIMIT }) ?? [])
+      const annotations = (this.opts.annotations?.query({ device: r.device, from: r.from, to: r.to, limit: MARKER_LIMIT }) ?? [])
         .map((a) => ({ t: a.t, kind: a.kind, subtype: a.subtype, text: a.text, user: a.user }));
       this.send(r, {
         type: 'replayMarkers', device: r.device, session, from: r.from, to: r.to,

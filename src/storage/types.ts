@@ -75,6 +75,11 @@ export class StorageUnavailableError extends Error {
   }
 }
 
+/** A part kept in the journal's database asked for before the journal has opened (unwritable or full disk). */
+export function journalUnavailable(what: string): StorageUnavailableError {
+  return new StorageUnavailableError(`${what} unavailable: the journal cannot be written (see /healthz)`);
+}
+
 /** SQLite result codes that mean "the storage cannot be used now", not "this request is wrong". */
 const STORAGE_CODES = /^SQLITE_(IOERR|FULL|CANTOPEN|CORRUPT|NOTADB|READONLY|BUSY|LOCKED|PERM|PROTOCOL|NOLFS)/;
 
