@@ -9,6 +9,7 @@ import { compileRules } from '../src/alarms/compile.js';
 import { AlarmEngine } from '../src/alarms/engine.js';
 import { AlarmEvaluator } from '../src/alarms/evaluator.js';
 import { defaultProfile, resolveRules } from '../src/alarms/rules.js';
+import { ManualClock } from '../src/util/clock.js';
 import type { BenchResult } from './types.js';
 import { createRng } from '../device-sim/src/rng.js';
 
@@ -85,7 +86,7 @@ function engineNsPerFrame(samples: TelemetrySample[]): Timing[] {
     const bus = new EventBus();
     const engine = new AlarmEngine({
       bus, devices: { get: () => undefined, list: () => [] }, now: () => T0,
-      timers: { setInterval: () => 0, clearInterval: () => {} },
+      clock: new ManualClock(T0), // never advanced: no technical tick during the bench
     });
     engine.start();
     for (let d = 0; d < DEVICES; d++) {
@@ -106,7 +107,7 @@ async function latencyMs(samples: TelemetrySample[]): Promise<number[]> {
   let now = T0;
   const engine = new AlarmEngine({
     bus, devices: { get: () => undefined, list: () => [] }, now: () => now,
-    timers: { setInterval: () => 0, clearInterval: () => {} },
+    clock: new ManualClock(T0), // never advanced: no technical tick during the bench
   });
   engine.start();
   for (let d = 0; d < DEVICES; d++) {

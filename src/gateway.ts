@@ -45,10 +45,14 @@ import { MqttTransport } from './transports/mqtt.js';
 import { loadMqttSecrets } from './transports/mqttSecrets.js';
 import { SerialTransport } from './transports/serial.js';
 import type { Transport } from './transports/types.js';
+import type { Clock } from './util/clock.js';
 import { secureDataDir } from './util/privateFiles.js';
 
 export interface GatewayOptions {
   logger: Logger;
+  /** Handed to every part that owns timers; each part's own default (real time) when absent. */
+  clock?: Clock;
+  /** Overrides clock.now everywhere (kept for callers that inject time alone). */
   now?: () => number;
 }
 
@@ -96,19 +100,20 @@ export class Gateway {
 
   constructor(readonly config: Config, private readonly opts: GatewayOptions) {
     const log = opts.logger;
-    const now = (this.now = opts.now ?? Date.now);
+    const clock = opts.clock;
+    const now = (this.now = opts.now ?? (clock ? () => clock.now() : Date.now));
     this.startedAt = now();
     const bus = (this.bus = new EventBus({ logger: log.child({ module: 'bus' }), now }));
 
     this.journal = config.journal
       ? new Journal({
-        dataDir: config.dataDir, bus, log: log.child({ module: 'journal' }), now,
+        dataDir: config.dataDir, bus, log: log.child({ module: 'journal' }), now, clock,
         durability: config.durability.mode, syncIntervalMs: config.durability.syncIntervalMs,
         onCondition: (c) => this.alarms.setExternalCondition({ device: 'gateway', ...c }),
       })
       : null;
     this.hub = new DeviceHub({
-      bus, logger: log.child({ module: 'hub' }), now, durability: this.journal, seqMemory: this.journal,
+      bus, logger: log.child({ module: 'hub' }), now, clock, durability: this.journal, seqMemory: this.journal,
       maxConsoles: config.maxConsoles,
       forgetSilentMs: config.forgetSilentS * 1000,
       onConsoleLimit: (message) => this.alarms.setExternalCondition({
@@ -121,20 +126,20 @@ export class Gateway {
       base: config.alarms.profile ? loadProfile(config.alarms.profile) : defaultProfile,
     });
     this.alarms = new AlarmEngine({
-      bus, devices: this.hub, now, logger: log.child({ module: 'alarms' }),
+      bus, devices: this.hub, now, clock, logger: log.child({ module: 'alarms' }),
       profile: this.alarmProfiles.load(), // loaded before the engine runs: it never evaluates a replaced limit
-      store: new FileAlarmStore({ dataDir: config.dataDir }),
+      store: new FileAlarmStore({ dataDir: config.dataDir, clock }),
     });
     this.forwarder = this.journal && config.influx
       ? new InfluxForwarder({
-        journal: this.journal, config: { ...config.influx }, log: log.child({ module: 'forwarder' }), now,
+        journal: this.journal, config: { ...config.influx }, log: log.child({ module: 'forwarder' }), now, clock,
         onCondition: (c) => this.alarms.setExternalCondition({ device: 'gateway', ...c }),
       })
       : null;
     this.retention = this.journal
       ? new Retention({
         journal: this.journal, keepDays: config.retention.days, maxBytes: config.retention.maxGiB * 2 ** 30,
-        confirmedBy: this.forwarder ? { cursorName: 'influx' } : null, now, log: log.child({ module: 'retention' }),
+        confirmedBy: this.forwarder ? { cursorName: 'influx' } : null, now, clock, log: log.child({ module: 'retention' }),
       })
       : null;
     this.history = this.journal
@@ -149,7 +154,7 @@ export class Gateway {
     this.limiter = new RateLimiter(config.auth.rateLimit);
     this.unauthorized = new UnauthorizedLog({ logger: log.child({ module: 'auth' }) });
     this.pendingAudit = new PendingAudit({
-      sink: audit, now, logger: log.child({ module: 'audit' }),
+      sink: audit, now, clock, logger: log.child({ module: 'audit' }),
       onCondition: (message) => this.alarms.setExternalCondition({
         device: 'gateway', rule: 'AUDIT_PENDING', priority: 'MEDIUM', active: message !== null,
         message: message ?? 'the audit records kept in memory are written',
@@ -157,17 +162,17 @@ export class Gateway {
     });
     const afterAction = (entry: AuditEntry) => this.pendingAudit.record(entry);
     this.commands = new CommandService({
-      bus, hub: this.hub, audit, afterAction, logger: log.child({ module: 'commands' }), now,
+      bus, hub: this.hub, audit, afterAction, logger: log.child({ module: 'commands' }), now, clock,
       onCondition: (c) => this.alarms.setExternalCondition(c),
     });
     this.auditor = new BusAuditor({
       bus, audit, afterAction, logger: log.child({ module: 'audit' }), sessionOf: (id) => this.hub.get(id)?.sessionId ?? null,
     });
     this.replay = new ReplayService({
-      journal: this.journal, history: this.history, annotations: this.annotations, logger: log.child({ module: 'replay' }), now,
+      journal: this.journal, history: this.history, annotations: this.annotations, logger: log.child({ module: 'replay' }), now, clock,
     });
     this.live = new LiveHub({
-      bus, devices: this.hub, tokens: this.tokens, logger: log.child({ module: 'live' }), now,
+      bus, devices: this.hub, tokens: this.tokens, logger: log.child({ module: 'live' }), now, clock,
       alarmsOf: (device) => this.alarms.list({ state: 'active', device }),
       commands: this.commands, limiter: this.limiter, replay: this.replay, unauthorized: this.unauthorized,
       allowedOrigins: config.http.allowedOrigins,
@@ -180,7 +185,7 @@ export class Gateway {
       : null;
     this.fleetStatus = config.influx
       ? new FleetStatusWriter({
-        influx: { ...config.influx }, gateway: hostname(), devices: () => this.hub.list(), now,
+        influx: { ...config.influx }, gateway: hostname(), devices: () => this.hub.list(), now, clock,
         forwarder: () => this.forwarder?.status() ?? null, journal: () => this.journal?.status() ?? null,
         database: () => this.journal?.database() ?? null, logger: log.child({ module: 'fleet-status' }),
       })
@@ -198,7 +203,7 @@ export class Gateway {
 
     for (const port of config.serial) {
       this.transports.push(new SerialTransport({
-        path: port.path, baudRate: port.baudRate, sink: this.hub, logger: log.child({ module: 'serial' }),
+        path: port.path, baudRate: port.baudRate, sink: this.hub, logger: log.child({ module: 'serial' }), clock,
       }));
     }
     if (config.mqtt) {
@@ -208,7 +213,7 @@ export class Gateway {
         url: config.mqtt.url, prefix: config.mqtt.prefix,
         clientId: config.mqtt.clientId ?? `msc-gateway-${hostname()}`,
         username: config.mqtt.username, protocolVersion: config.mqtt.protocolVersion, ...secrets,
-        sink: this.hub, logger: log.child({ module: 'mqtt' }),
+        sink: this.hub, logger: log.child({ module: 'mqtt' }), clock,
       }));
     }
   }

@@ -14,6 +14,7 @@ import { defaultProfile, rank, resolveRules, type AlarmProfile, type Rule } from
 import { MemoryAlarmStore, type AlarmStore, type PersistedAlarms, type PersistedDeviceState } from './store.js';
 import { LinkMonitor, type TechnicalCondition } from './technical.js';
 import type { Actor, AlarmInstance, AlarmPriority } from './types.js';
+import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
 
 export type { ActionResult, AudioPauseResult, AlarmListFilter } from './book.js';
 
@@ -30,36 +31,26 @@ export interface ExternalCondition {
   limit?: number | string | null;
 }
 
-export interface Timers {
-  setInterval(fn: () => void, ms: number): unknown;
-  clearInterval(handle: unknown): void;
-}
-
 export interface AlarmEngineOptions {
   bus: EventBus;
   devices: DeviceView;
   profile?: AlarmProfile;
   store?: AlarmStore;
   logger?: Logger;
+  /** The technical tick (default: systemClock, unref'd); a ManualClock's advance() drives it in tests. */
+  clock?: Clock;
+  /** Overrides clock.now (kept for callers that inject time alone). */
   now?: () => number;
-  timers?: Timers;
   /** Technical alarm and timer tick, gateway time. */
   tickMs?: number;
 }
 
 const DEVICE_PRIORITY: Record<Exclude<DevicePriority, 'I'>, AlarmPriority> = { H: 'HIGH', M: 'MEDIUM', L: 'LOW' };
-const realTimers: Timers = {
-  setInterval: (fn, ms) => {
-    const h = setInterval(fn, ms);
-    h.unref();
-    return h;
-  },
-  clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
-};
 
 export class AlarmEngine {
   private profile: AlarmProfile;
   private readonly now: () => number;
+  private readonly clock: Clock;
   private readonly store: AlarmStore;
   private readonly book: AlarmBook;
   private readonly evaluator: AlarmEvaluator;
@@ -68,13 +59,14 @@ export class AlarmEngine {
   private readonly commLossActive = new Set<string>();
   /** Each device's last session state, persisted with the alarms (see evaluator restoredState). */
   private readonly lastStates = new Map<string, PersistedDeviceState>();
-  private timer: unknown = null;
+  private timer: TimerHandle | null = null;
   private started = false;
   private saveQueued = false;
 
   constructor(private readonly opts: AlarmEngineOptions) {
     this.profile = opts.profile ?? defaultProfile;
-    this.now = opts.now ?? Date.now;
+    this.clock = opts.clock ?? systemClock;
+    this.now = opts.now ?? (() => this.clock.now());
     this.store = opts.store ?? new MemoryAlarmStore();
     this.book = new AlarmBook({
       now: this.now,
@@ -116,7 +108,7 @@ export class AlarmEngine {
       this.checkCommLoss(l.deviceId);
     });
     bus.on(this, 'forget', (f) => this.forgetDevice(f.deviceId, `console forgotten: ${f.reason}`));
-    this.timer = (this.opts.timers ?? realTimers).setInterval(() => this.tick(), this.opts.tickMs ?? 1000);
+    this.timer = this.clock.setInterval(() => this.tick(), this.opts.tickMs ?? 1000);
   }
 
   /** Unsubscribes, stops the tick and writes the alarm state. Safe to call twice. */
@@ -124,7 +116,7 @@ export class AlarmEngine {
     if (!this.started) return;
     this.started = false;
     this.opts.bus.removeOwner(this);
-    if (this.timer !== null) (this.opts.timers ?? realTimers).clearInterval(this.timer);
+    this.clock.clearInterval(this.timer);
     this.timer = null;
     this.store.save(this.persisted());
     this.store.flush();

@@ -1,5 +1,5 @@
 /** The alarm engine's public surface (issue 3): what the composition root, the API and tests import. */
-export { AlarmEngine, GATEWAY_DEVICE, type AlarmEngineOptions, type ExternalCondition, type Timers } from './engine.js';
+export { AlarmEngine, GATEWAY_DEVICE, type AlarmEngineOptions, type ExternalCondition } from './engine.js';
 export {
   DEFAULT_RULES, ProfileError, defaultProfile, loadProfile, parseProfile, resolveRules,
   type AlarmProfile, type Rule, type TechnicalConfig,

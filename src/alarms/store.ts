@@ -10,6 +10,7 @@ import { z } from 'zod';
 import type { SessionState } from '../protocol/types.js';
 import { SessionStateSchema } from './ruleSchema.js';
 import type { AlarmInstance, Actor } from './types.js';
+import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
 
 export interface PersistedInstance {
   alarm: AlarmInstance;
@@ -108,12 +109,14 @@ export interface FileAlarmStoreOptions {
   fileName?: string;
   /** Longest a change waits before it is written. */
   debounceMs?: number;
+  /** Timers (default: systemClock: real time, timers unref'd); ManualClock in tests. */
+  clock?: Clock;
 }
 
 export class FileAlarmStore implements AlarmStore {
   readonly file: string;
   private pending: PersistedAlarms | null = null;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: TimerHandle | null = null;
   private failing = false;
   private writing = false;
   /** Versions started and the newest one renamed into place: an older write in flight never replaces a newer file. */
@@ -147,16 +150,15 @@ export class FileAlarmStore implements AlarmStore {
   save(state: PersistedAlarms): void {
     this.pending = state;
     if (this.timer || this.writing) return;
-    this.timer = setTimeout(() => {
+    this.timer = (this.opts.clock ?? systemClock).setTimeout(() => {
       this.timer = null;
       void this.writeInBackground();
     }, this.opts.debounceMs ?? 100);
-    this.timer.unref();
   }
 
   /** Writes the latest state now, synchronously (stop): it wins over a background write still in flight. */
   flush(): void {
-    if (this.timer) clearTimeout(this.timer);
+    (this.opts.clock ?? systemClock).clearTimeout(this.timer);
     this.timer = null;
     const state = this.pending;
     if (!state) return;

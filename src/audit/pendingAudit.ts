@@ -13,10 +13,13 @@
  * service, alarm routes): they do not come here.
  */
 import type { AuditEntry, AuditSink } from './auditLog.js';
+import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
 
 export interface PendingAuditOptions {
   sink: AuditSink;
   now: () => number;
+  /** Timers (default: systemClock: real time, timers unref'd); ManualClock in tests. */
+  clock?: Clock;
   logger: { error(obj: object, msg: string): void; info(obj: object, msg: string): void };
   /** AUDIT_PENDING raised (message) or cleared (null). */
   onCondition?: (message: string | null) => void;
@@ -25,7 +28,7 @@ export interface PendingAuditOptions {
 
 export class PendingAudit {
   private queue: AuditEntry[] = [];
-  private timer: NodeJS.Timeout | null = null;
+  private timer: TimerHandle | null = null;
   private deferred = 0;
   private lastError: string | null = null;
 
@@ -74,10 +77,10 @@ export class PendingAudit {
 
   /** A last try; whatever is still waiting goes to the log, record by record. */
   stop(): void {
-    if (this.timer) clearTimeout(this.timer);
+    (this.opts.clock ?? systemClock).clearTimeout(this.timer);
     this.timer = null;
     this.flush();
-    if (this.timer) clearTimeout(this.timer);
+    (this.opts.clock ?? systemClock).clearTimeout(this.timer);
     this.timer = null;
     for (const entry of this.queue) {
       this.opts.logger.error({ record: entry, err: this.lastError }, 'audit record NOT written (trail unavailable at stop)');
@@ -114,10 +117,9 @@ export class PendingAudit {
 
   private schedule(): void {
     if (this.timer) return;
-    this.timer = setTimeout(() => {
+    this.timer = (this.opts.clock ?? systemClock).setTimeout(() => {
       this.timer = null;
       this.flush();
     }, this.opts.retryMs ?? 1_000);
-    this.timer.unref();
   }
 }

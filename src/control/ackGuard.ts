@@ -15,6 +15,7 @@
 import type { AuditSink } from '../audit/auditLog.js';
 import type { Logger } from '../log.js';
 import type { AckResult } from '../protocol/types.js';
+import type { Clock } from '../util/clock.js';
 
 export type UnexpectedKind = 'unknown' | 'conflict';
 const KINDS: readonly UnexpectedKind[] = ['unknown', 'conflict'];
@@ -39,16 +40,11 @@ export interface AckCondition {
   message: string;
 }
 
-export interface GuardTimers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
 export interface AckGuardOptions {
   audit: AuditSink;
   logger: Logger;
   now: () => number;
-  timers: GuardTimers;
+  clock: Clock;
   onCondition?: (c: AckCondition) => void;
   sessionOf: (deviceId: string) => string | null;
   /** The throttle window and the alarm's quiet time. */
@@ -96,7 +92,7 @@ export class AckGuard {
     if (!w) {
       w = { timer: null, recorded: new Set(), held: { unknown: 0, conflict: 0 }, sample: {}, events: 0 };
       this.windows.set(e.deviceId, w);
-      w.timer = this.opts.timers.setTimeout(() => this.endWindow(e.deviceId), this.windowMs);
+      w.timer = this.opts.clock.setTimeout(() => this.endWindow(e.deviceId), this.windowMs);
       this.opts.onCondition?.({
         device: e.deviceId, rule: 'ACK_UNEXPECTED', active: true, priority: 'MEDIUM', message: alarmMessage(e),
       });
@@ -116,7 +112,7 @@ export class AckGuard {
    */
   stop(): void {
     for (const [deviceId, w] of this.windows) {
-      this.opts.timers.clearTimeout(w.timer);
+      this.opts.clock.clearTimeout(w.timer);
       this.flush(deviceId, w);
       this.clearAlarm(deviceId, 'the gateway stopped watching');
     }
@@ -142,7 +138,7 @@ export class AckGuard {
       // Still going (or records held back by the budget): another window, summaries only.
       w.events = 0;
       w.recorded = new Set(KINDS);
-      w.timer = this.opts.timers.setTimeout(() => this.endWindow(deviceId), this.windowMs);
+      w.timer = this.opts.clock.setTimeout(() => this.endWindow(deviceId), this.windowMs);
       return;
     }
     this.windows.delete(deviceId);

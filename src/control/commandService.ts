@@ -18,6 +18,7 @@ import type { DeviceLink, DeviceSnapshot } from '../model/types.js';
 import { checkCommand, type SetpointChannel } from '../protocol/commands.js';
 import type { AckFrame, AckResult, Command } from '../protocol/types.js';
 import { AckGuard, type AckCondition } from './ackGuard.js';
+import { keepAliveClock, type Clock } from '../util/clock.js';
 
 /** `conflict`: the console's answers contradicted each other; its state must be checked at the console. */
 export type CommandResult = AckResult | 'TIMEOUT' | 'conflict';
@@ -35,11 +36,6 @@ export type CommandResponse =
   | { ok: true; cmdId: string; result: CommandResult; detail: string; tries: number }
   | { ok: false; status: 400 | 404 | 409 | 503; code: RefusalCode; detail: string };
 
-export interface CommandTimers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
 export interface CommandServiceOptions {
   bus: EventBus;
   hub: { get(id: string): DeviceSnapshot | undefined; linkOf(id: string): DeviceLink | undefined };
@@ -50,8 +46,10 @@ export interface CommandServiceOptions {
    */
   afterAction?: (entry: AuditEntry) => void;
   logger: Logger;
+  /** ACK waits, settle time and the AckGuard's window (default: keepAliveClock: a command in flight is work to finish). */
+  clock?: Clock;
+  /** Overrides clock.now (kept for callers that inject time alone). */
   now?: () => number;
-  timers?: CommandTimers;
   /** ICD §1: the device answers within 500 ms. */
   ackTimeoutMs?: number;
   /** Re-sends after the first try (issue 5: up to 3). */
@@ -114,7 +112,7 @@ export class CommandService {
   private readonly pending = new Map<string, Pending>();
   private readonly recent = new Map<string, Remembered>();
   private readonly now: () => number;
-  private readonly timers: CommandTimers;
+  private readonly clock: Clock;
   private readonly guard: AckGuard;
   private stopped = false;
   private readonly counters = {
@@ -122,13 +120,10 @@ export class CommandService {
   };
 
   constructor(private readonly opts: CommandServiceOptions) {
-    this.now = opts.now ?? Date.now;
-    this.timers = opts.timers ?? {
-      setTimeout: (fn, ms) => setTimeout(fn, ms),
-      clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-    };
+    this.clock = opts.clock ?? keepAliveClock;
+    this.now = opts.now ?? (() => this.clock.now());
     this.guard = new AckGuard({
-      audit: opts.audit, logger: opts.logger, now: this.now, timers: this.timers, onCondition: opts.onCondition,
+      audit: opts.audit, logger: opts.logger, now: this.now, clock: this.clock, onCondition: opts.onCondition,
       sessionOf: (id) => this.sessionOf(id, null), windowMs: opts.unexpectedWindowMs,
       maxRecordsPerWindow: opts.unexpectedRecordsPerWindow,
     });
@@ -265,9 +260,9 @@ export class CommandService {
 
   private waitAck(acked: Promise<AckOrStop>, ms: number): Promise<AckOrStop | null> {
     return new Promise((resolve) => {
-      const timer = this.timers.setTimeout(() => resolve(null), ms);
+      const timer = this.clock.setTimeout(() => resolve(null), ms);
       acked.then((ack) => {
-        this.timers.clearTimeout(timer);
+        this.clock.clearTimeout(timer);
         resolve(ack);
       });
     });
@@ -278,9 +273,9 @@ export class CommandService {
     const ms = this.opts.settleMs ?? DEFAULT_SETTLE_MS;
     if (p.conflict || ms <= 0 || this.stopped) return Promise.resolve();
     return new Promise((resolve) => {
-      const timer = this.timers.setTimeout(resolve, ms);
+      const timer = this.clock.setTimeout(resolve, ms);
       p.wake = () => {
-        this.timers.clearTimeout(timer);
+        this.clock.clearTimeout(timer);
         resolve();
       };
     });

@@ -29,6 +29,7 @@ import { LiveClient, type DisconnectReason, type FlowLimits, type Frame } from '
 import * as M from './messages.js';
 import { DEFAULT_SNAPSHOT_LIMITS, SnapshotPump, type SnapshotLimits } from './snapshotPump.js';
 import { chooseProtocol, originAllowed, rejectUpgrade, upgradeToken } from './upgrade.js';
+import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
 
 /** More consoles than any ward has; beyond it a client subscribes to "*". */
 const MAX_SUBSCRIBED_DEVICES = 1000;
@@ -43,6 +44,9 @@ export interface LiveHubOptions {
   commands?: Pick<CommandService, 'execute'> | null;
   /** Shared with the HTTP write routes: commands over the stream count against the same budget. */
   limiter?: RateLimiter | null;
+  /** Timers (default: systemClock: real time, timers unref'd); ManualClock in tests. */
+  clock?: Clock;
+  /** Overrides clock.now (kept for callers that inject time alone). */
   now?: () => number;
   path?: string;
   heartbeatMs?: number;
@@ -87,9 +91,10 @@ export class LiveHub {
   private readonly allowedOrigins: ReadonlySet<string>;
   private readonly subscribeRate: { burst: number; perSecond: number };
   private nextId = 1;
-  private heartbeat: NodeJS.Timeout | null = null;
-  private flowTick: NodeJS.Timeout | null = null;
+  private heartbeat: TimerHandle | null = null;
+  private flowTick: TimerHandle | null = null;
   private readonly now: () => number;
+  private readonly clock: Clock;
   private readonly flow: FlowLimits;
   readonly stats = { conflations: 0, dropped: 0, sent: 0 };
   private readonly disconnects: Record<DisconnectReason, number> = {
@@ -99,7 +104,8 @@ export class LiveHub {
   private readonly rejectedUpgrades: Record<UpgradeRefusal, number> = { unauthorized: 0, forbidden: 0, origin: 0, busy: 0, busy_unauthenticated: 0 };
 
   constructor(private readonly opts: LiveHubOptions) {
-    this.now = opts.now ?? Date.now;
+    this.clock = opts.clock ?? systemClock;
+    this.now = opts.now ?? (() => this.clock.now());
     this.flow = { ...DEFAULT_FLOW, ...opts.flow };
     this.snapshots = new SnapshotPump({
       devices: opts.devices, alarmsOf: opts.alarmsOf,
@@ -121,18 +127,16 @@ export class LiveHub {
     });
     server.on('upgrade', this.onUpgrade);
     this.subscribeBus();
-    this.heartbeat = setInterval(() => this.beat(), this.opts.heartbeatMs ?? 10_000);
-    this.heartbeat.unref();
-    this.flowTick = setInterval(() => this.tickFlow(), this.opts.flowTickMs ?? 50);
-    this.flowTick.unref();
+    this.heartbeat = this.clock.setInterval(() => this.beat(), this.opts.heartbeatMs ?? 10_000);
+    this.flowTick = this.clock.setInterval(() => this.tickFlow(), this.opts.flowTickMs ?? 50);
   }
 
   /** Closes every client with 1001 (going away) and detaches. Safe to call twice. */
   async stop(): Promise<void> {
     this.opts.bus.removeOwner(this);
     this.snapshots.stop();
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    if (this.flowTick) clearInterval(this.flowTick);
+    this.clock.clearInterval(this.heartbeat);
+    this.clock.clearInterval(this.flowTick);
     this.heartbeat = this.flowTick = null;
     this.server?.off('upgrade', this.onUpgrade);
     this.server = null;
@@ -144,6 +148,7 @@ export class LiveHub {
       c.ws.once('close', () => resolve());
       this.disconnect(c, 'stopping', 1001, 'gateway stopping');
     }));
+    // Real time, whatever the clock: this bounds real sockets, and a test clock never advanced must not hold stop().
     const deadline = new Promise<void>((r) => setTimeout(r, 1000).unref());
     await Promise.race([Promise.all(closed), deadline]);
     for (const c of this.clients) c.ws.terminate();
@@ -226,13 +231,12 @@ export class LiveHub {
       this.welcome(client, principal);
     } else {
       this.unauthenticated.add(client);
-      const timer = setTimeout(() => {
+      const timer = this.clock.setTimeout(() => {
         if (client.principal || client.closing) return;
         this.refused(client.source, 'no token within the authentication timeout');
         this.disconnect(client, 'auth_timeout', 4401, 'authentication required (timed out)');
       }, this.opts.authTimeoutMs ?? 5000);
-      timer.unref();
-      ws.once('close', () => clearTimeout(timer));
+      ws.once('close', () => this.clock.clearTimeout(timer));
     }
   }
 
@@ -436,7 +440,7 @@ export class LiveHub {
     if (c.closing) return;
     c.closing = reason;
     try { c.ws.close(code, text); } catch { /* already closed */ }
-    setTimeout(() => c.ws.terminate(), 2000).unref();
+    setTimeout(() => c.ws.terminate(), 2000).unref(); // real time, as the stop deadline
   }
 
   metricsText(): string {

@@ -15,6 +15,7 @@ import type { ChannelValues } from '../protocol/types.js';
 import type { HistoryService } from '../storage/history.js';
 import type { Journal } from '../storage/journal.js';
 import type { LiveClient } from './liveClient.js';
+import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
 
 export interface ReplayOptions {
   journal: Journal | null;
@@ -22,6 +23,9 @@ export interface ReplayOptions {
   /** The annotation store; it throws while the journal is not open, and the markers then come empty. */
   annotations?: { query(q: AnnotationQuery): Annotation[] };
   logger: Logger;
+  /** Timers (default: systemClock: real time, timers unref'd); ManualClock in tests. */
+  clock?: Clock;
+  /** Overrides clock.now (kept for callers that inject time alone). */
   now?: () => number;
   /** Pacing tick, ms. */
   tickMs?: number;
@@ -107,23 +111,24 @@ interface Replay {
 export class ReplayService {
   private readonly replays = new Map<LiveClient, Replay>();
   private readonly watched = new WeakSet<LiveClient>();
-  private timer: NodeJS.Timeout | null = null;
+  private timer: TimerHandle | null = null;
   private nextId = 1;
   private readonly now: () => number;
+  private readonly clock: Clock;
 
   constructor(private readonly opts: ReplayOptions) {
-    this.now = opts.now ?? Date.now;
+    this.clock = opts.clock ?? systemClock;
+    this.now = opts.now ?? (() => this.clock.now());
   }
 
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => this.tick(), this.opts.tickMs ?? 50);
-    this.timer.unref();
+    this.timer = this.clock.setInterval(() => this.tick(), this.opts.tickMs ?? 50);
   }
 
   /** Ends every replay. Safe to call twice. */
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.clock.clearInterval(this.timer);
     this.timer = null;
     for (const r of this.replays.values()) this.finish(r, 'stopped');
     this.replays.clear();

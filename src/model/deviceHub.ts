@@ -9,6 +9,7 @@ import { ICD_CHANNELS, MAX_CHANNELS_PER_CONSOLE, isSequenced, isValidDeviceId } 
 import { LogThrottle } from '../transports/types.js';
 import { SequenceTracker, type SeqBaseline } from './sequence.js';
 import type { ChannelReading, DeviceLink, DeviceSnapshot, IngestSink } from './types.js';
+import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
 
 export interface DeviceView {
   get(id: string): DeviceSnapshot | undefined;
@@ -32,6 +33,9 @@ export interface SeqMemory {
 export interface DeviceHubOptions {
   bus: EventBus;
   logger: Logger;
+  /** Timers (default: systemClock: real time, timers unref'd); ManualClock in tests. */
+  clock?: Clock;
+  /** Overrides clock.now (kept for callers that inject time alone). */
   now?: () => number;
   durability?: Durability | null;
   seqMemory?: SeqMemory | null;
@@ -106,23 +110,24 @@ export class DeviceHub implements IngestSink, DeviceView {
   private readonly unknownIds = new Set<string>();
   /** The last journal read failed (rememberedSeq). */
   private journalFailed = false;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: TimerHandle | null = null;
   private readonly now: () => number;
+  private readonly clock: Clock;
   private readonly logThrottle: LogThrottle;
 
   constructor(private readonly opts: DeviceHubOptions) {
-    this.now = opts.now ?? Date.now;
+    this.clock = opts.clock ?? systemClock;
+    this.now = opts.now ?? (() => this.clock.now());
     this.logThrottle = new LogThrottle(LOG_WINDOW_MS, this.now);
   }
 
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => this.checkSilence(), this.opts.tickMs ?? 250);
-    this.timer.unref();
+    this.timer = this.clock.setInterval(() => this.checkSilence(), this.opts.tickMs ?? 250);
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.clock.clearInterval(this.timer);
     this.timer = null;
   }
 

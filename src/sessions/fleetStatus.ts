@@ -17,6 +17,7 @@ import { readCursor, writeCursors } from '../storage/journalQueries.js';
 import type { Db } from '../storage/schema.js';
 import type { JournalStatus } from '../storage/types.js';
 import { tableExists } from './records.js';
+import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
 
 export interface FleetStatusOptions {
   influx: InfluxTarget;
@@ -26,6 +27,8 @@ export interface FleetStatusOptions {
   journal: () => JournalStatus | null;
   database: () => Db | null;
   now: () => number;
+  /** Timers (default: systemClock: real time, timers unref'd); ManualClock in tests. */
+  clock?: Clock;
   intervalMs?: number;
   logger: { warn(obj: object, msg?: string): void };
 }
@@ -38,7 +41,7 @@ const str = (s: string) => escape.quoted(s.replace(/[\r\n]+/g, ' '));
 
 export class FleetStatusWriter {
   private readonly target: ReturnType<typeof createInfluxClient>;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: TimerHandle | null = null;
   private running: Promise<void> | null = null;
   private databaseReady = false;
   private warned = false;
@@ -49,13 +52,12 @@ export class FleetStatusWriter {
 
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => void this.tick(), this.opts.intervalMs ?? 10_000);
-    this.timer.unref();
+    this.timer = (this.opts.clock ?? systemClock).setInterval(() => void this.tick(), this.opts.intervalMs ?? 10_000);
     void this.tick();
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
+    (this.opts.clock ?? systemClock).clearInterval(this.timer);
     this.timer = null;
     await this.running;
   }

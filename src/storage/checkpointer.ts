@@ -7,6 +7,7 @@
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
 
 export interface CheckpointStatus {
   checkpoints: number;
@@ -45,7 +46,7 @@ parentPort.on('message', (m) => {
 
 export class Checkpointer {
   private worker: Worker | null = null;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: TimerHandle | null = null;
   private inFlightSince: number | null = null;
   private status_: CheckpointStatus = { checkpoints: 0, lastMs: null, walFrames: 0, copiedFrames: 0, inProgressMs: 0, lastError: null };
 
@@ -55,6 +56,8 @@ export class Checkpointer {
       file: string;
       intervalMs: number;
       now: () => number;
+      /** The interval's clock (default: systemClock, unref'd). */
+      clock?: Clock;
       onError?: (message: string) => void;
     },
   ) {}
@@ -83,13 +86,12 @@ export class Checkpointer {
       if (this.worker === worker) this.worker = null;
     });
     this.worker = worker;
-    this.timer = setInterval(() => this.run(), this.opts.intervalMs);
-    this.timer.unref();
+    this.timer = (this.opts.clock ?? systemClock).setInterval(() => this.run(), this.opts.intervalMs);
   }
 
   /** Ends the worker (its connection closes; the journal's own close checkpoints what is left). */
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
+    (this.opts.clock ?? systemClock).clearInterval(this.timer);
     this.timer = null;
     const worker = this.worker;
     this.worker = null;
@@ -97,6 +99,7 @@ export class Checkpointer {
     // A checkpoint in flight on a stalled disk must not hold shutdown: terminate after a grace period.
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
     worker.postMessage('close');
+    // Real time, whatever the clock (a real thread on a real disk; a test clock never advanced must not hold stop).
     const grace = setTimeout(() => void worker.terminate(), 2_000);
     await exited;
     clearTimeout(grace);

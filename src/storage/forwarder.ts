@@ -5,7 +5,8 @@
  * exponential backoff and jitter, forever; nothing here blocks ingest, which only ever appends to
  * the journal. Telegraf's and Node-RED's way (drop on overflow or failure) is what this replaces.
  */
-import { ExponentialBackoff } from './backoff.js';
+import { Backoff } from '../util/backoff.js';
+import { keepAliveClock, systemClock, type Clock, type TimerHandle } from '../util/clock.js';
 import { createInfluxClient, httpStatus, postLines, type InfluxTarget } from './influxConfig.js';
 import { LineReader } from './influxLines.js';
 import type { Journal } from './journal.js';
@@ -77,12 +78,12 @@ export class InfluxForwarder {
   private readonly influx: ReturnType<typeof createInfluxClient>;
   private readonly target: string;
   private readonly reader = new LineReader();
-  private readonly backoff: ExponentialBackoff;
+  private readonly backoff: Backoff;
   private cursors: Record<Stream, number> | null = null;
   private running = false;
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
-  private backlogTimer: NodeJS.Timeout | null = null;
+  private backlogTimer: TimerHandle | null = null;
   private databaseReady = false;
   private backlogActive = false;
   private counters = { written: 0, batches: 0, errors: 0, restarts: 0 };
@@ -90,17 +91,25 @@ export class InfluxForwarder {
   private loopFailures = 0;
   private loopError: string | null = null;
   private loopAlarm = false;
-  private readonly loopBackoff: ExponentialBackoff;
+  private readonly loopBackoff: Backoff;
   private lastError: string | null = null;
   private connected = false;
   private lastBacklog = { lines: 0, seconds: 0 };
   private persistedAt = 0;
+  private readonly housekeeping: Clock;
+  private readonly sleeps: Clock;
 
   constructor(
     private readonly opts: {
       journal: Journal;
       config: ForwarderConfig;
       log?: StorageLog;
+      /**
+       * The backlog check (default: systemClock, unref'd) and the retry and batch sleeps (default: keepAliveClock:
+       * a pending retry is work still to do); one given clock serves both.
+       */
+      clock?: Clock;
+      /** Overrides clock.now for timestamps (kept for callers that inject time alone). */
       now?: () => number;
       /** STORAGE_BACKLOG raised and cleared. */
       onCondition?: ConditionSink;
@@ -108,18 +117,21 @@ export class InfluxForwarder {
     },
   ) {
     this.log = opts.log ?? silentLog;
-    this.now = opts.now ?? Date.now;
+    this.housekeeping = opts.clock ?? systemClock;
+    this.sleeps = opts.clock ?? keepAliveClock;
+    this.now = opts.now ?? (() => this.housekeeping.now());
     this.influx = createInfluxClient(opts.config);
     this.target = this.influx.redacted;
-    this.backoff = new ExponentialBackoff({ minMs: opts.config.retryMinMs ?? 250, maxMs: opts.config.retryMaxMs ?? 30_000 });
-    this.loopBackoff = new ExponentialBackoff({ minMs: opts.config.retryMinMs ?? 250, maxMs: opts.config.retryMaxMs ?? 30_000 });
+    // Equal jitter (each delay between half and all of its step): gateways that lost one InfluxDB do not retry in step.
+    const retry = { initialMs: opts.config.retryMinMs ?? 250, maxMs: opts.config.retryMaxMs ?? 30_000, jitter: 0.5, random: opts.random };
+    this.backoff = new Backoff(retry);
+    this.loopBackoff = new Backoff(retry);
   }
 
   async start(): Promise<void> {
     if (this.running || this.loop) return;
     this.running = true;
-    this.backlogTimer = setInterval(() => this.checkBacklog(), 1_000);
-    this.backlogTimer.unref();
+    this.backlogTimer = this.housekeeping.setInterval(() => this.checkBacklog(), 1_000);
     this.loop = this.supervise();
   }
 
@@ -147,7 +159,7 @@ export class InfluxForwarder {
             message: `InfluxDB forwarding keeps failing (${this.loopFailures} restarts): ${this.loopError}`,
           });
         }
-        if (this.running) await this.sleep(this.loopBackoff.next(this.opts.random ?? Math.random));
+        if (this.running) await this.sleep(this.loopBackoff.next());
       }
     }
   }
@@ -155,7 +167,7 @@ export class InfluxForwarder {
   /** Stops after the write in flight (bounded by the request timeout). Safe to call twice. */
   async stop(): Promise<void> {
     this.running = false;
-    if (this.backlogTimer) clearInterval(this.backlogTimer);
+    this.housekeeping.clearInterval(this.backlogTimer);
     this.backlogTimer = null;
     this.wake?.();
     await this.loop;
@@ -213,7 +225,7 @@ export class InfluxForwarder {
       } else {
         // Later batches may have landed anyway; they are re-sent from the cursor and overwrite themselves.
         await settle();
-        await this.sleep(this.backoff.next(this.opts.random ?? Math.random));
+        await this.sleep(this.backoff.next());
       }
     }
     // Stopping: confirm what lands, in order, so a restart re-sends as little as possible.
@@ -292,7 +304,7 @@ export class InfluxForwarder {
       const status = httpStatus(err);
       if (status === null || status >= 500 || status === 401 || status === 403) {
         this.failed(err, `cannot create database ${this.influx.database}`);
-        await this.sleep(this.backoff.next(this.opts.random ?? Math.random));
+        await this.sleep(this.backoff.next());
         return false;
       }
       this.log.warn({ err: String(err), database: this.influx.database }, 'forwarder: CREATE DATABASE refused; assuming it exists');
@@ -385,9 +397,10 @@ export class InfluxForwarder {
   private sleep(ms: number): Promise<void> {
     if (!this.running) return Promise.resolve();
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
+      const clock = this.sleeps;
+      const timer = clock.setTimeout(done, ms);
       function done() {
-        clearTimeout(timer);
+        clock.clearTimeout(timer);
         resolve();
       }
       this.wake = done;

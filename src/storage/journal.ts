@@ -17,7 +17,6 @@
 import { join } from 'node:path';
 import type { AlarmTransition } from '../alarms/types.js';
 import type { DeviceEvent, EventBus, StateChange, TelemetrySample } from '../bus.js';
-import { ExponentialBackoff } from './backoff.js';
 import { Checkpointer } from './checkpointer.js';
 import { iterateTelemetry, readTelemetry, type JournalTelemetry } from './journalHistory.js';
 import * as q from './journalQueries.js';
@@ -29,12 +28,15 @@ import {
   type JournalOptions, type JournalStatus, type StorageLog, type TelemetryQuery, type TimeRange,
 } from './types.js';
 import { WalSync } from './walSync.js';
+import { Backoff } from '../util/backoff.js';
+import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
 
 export type { JournalOptions, JournalStatus } from './types.js';
 
 /** Longest a stop waits for the last fsync and for the checkpoint worker, ms. */
 const STOP_SYNC_MS = 1_500;
 
+/** Real time, whatever the clock: it bounds a real disk at stop, and a test clock never advanced must not hold it. */
 function settleWithin(p: Promise<unknown> | undefined, ms: number): Promise<void> {
   if (!p) return Promise.resolve();
   let timer: NodeJS.Timeout | undefined;
@@ -51,10 +53,11 @@ export class Journal {
   private waiters: Array<() => void> = [];
   private readonly channelsSeen = new Map<string, Set<string>>();
   private readonly openListeners: Array<(db: Db) => void> = [];
-  private timer: NodeJS.Timeout | null = null;
-  private retryTimer: NodeJS.Timeout | null = null;
+  private readonly clock: Clock;
+  private timer: TimerHandle | null = null;
+  private retryTimer: TimerHandle | null = null;
   private immediate: NodeJS.Immediate | null = null;
-  private readonly retry: ExponentialBackoff;
+  private readonly retry: Backoff;
   private started = false;
   private stopped = false;
   private failing = false;
@@ -68,8 +71,10 @@ export class Journal {
 
   constructor(private readonly opts: JournalOptions) {
     this.log = opts.log ?? silentLog;
-    this.now = opts.now ?? Date.now;
-    this.retry = new ExponentialBackoff({ minMs: opts.retryMinMs ?? 500, maxMs: opts.retryMaxMs ?? 30_000 });
+    this.clock = opts.clock ?? systemClock;
+    this.now = opts.now ?? (() => this.clock.now());
+    // Equal jitter (each delay between half and all of its step): many gateways on one storage do not retry in step.
+    this.retry = new Backoff({ initialMs: opts.retryMinMs ?? 500, maxMs: opts.retryMaxMs ?? 30_000, jitter: 0.5 });
   }
 
   /** Opens the database; never throws for an unwritable directory (it alarms and retries instead). */
@@ -85,8 +90,7 @@ export class Journal {
       bus.on(this, 'forget', (f) => this.channelsSeen.delete(f.deviceId));
     }
     this.tryOpen();
-    this.timer = setInterval(() => this.flush(), this.opts.commitIntervalMs ?? 100);
-    this.timer.unref();
+    this.timer = this.clock.setInterval(() => this.flush(), this.opts.commitIntervalMs ?? 100);
   }
 
   /** Commits what is pending and closes. Safe to call twice. */
@@ -94,7 +98,8 @@ export class Journal {
     if (this.stopped) return;
     this.stopped = true;
     this.opts.bus?.removeOwner(this);
-    for (const t of [this.timer, this.retryTimer]) if (t) clearTimeout(t);
+    this.clock.clearInterval(this.timer);
+    this.clock.clearTimeout(this.retryTimer);
     if (this.immediate) clearImmediate(this.immediate);
     this.flush();
     const lost = this.pending.filter((r) => r.kind !== 'channel').length;
@@ -243,7 +248,7 @@ export class Journal {
       committed: this.counters.committed,
       duplicates: this.counters.duplicates,
       droppedWhileFailed: this.counters.dropped,
-      failures: this.retry.failures,
+      failures: this.retry.attempts,
       commits: this.counters.commits,
       lastCommitAt: this.lastCommitAt,
       dbBytes: journalFileBytes(this.opts.dataDir),
@@ -313,8 +318,7 @@ export class Journal {
       this.opts.onCondition?.({ rule: 'STORAGE_FAILURE', priority: 'MEDIUM', active: true, message });
     }
     if (!this.stopped && !this.retryTimer) {
-      this.retryTimer = setTimeout(() => this.tryOpen(), this.retry.next(Math.random));
-      this.retryTimer.unref();
+      this.retryTimer = this.clock.setTimeout(() => this.tryOpen(), this.retry.next());
     }
   }
 
@@ -361,9 +365,9 @@ export class Journal {
     const onError = (what: string) => (message: string) => {
       this.log.warn({ err: message }, `journal: ${what} failed; retrying`);
     };
-    this.walSync = new WalSync({ walPath: `${file}-wal`, intervalMs: this.opts.syncIntervalMs ?? 200, now: this.now, onError: onError('WAL fsync') });
+    this.walSync = new WalSync({ walPath: `${file}-wal`, intervalMs: this.opts.syncIntervalMs ?? 200, now: this.now, clock: this.clock, onError: onError('WAL fsync') });
     this.walSync.start();
-    this.checkpointer = new Checkpointer({ file, intervalMs: this.opts.checkpointIntervalMs ?? 1_000, now: this.now, onError: onError('checkpoint') });
+    this.checkpointer = new Checkpointer({ file, intervalMs: this.opts.checkpointIntervalMs ?? 1_000, now: this.now, clock: this.clock, onError: onError('checkpoint') });
     this.checkpointer.start();
   }
 

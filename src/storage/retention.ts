@@ -11,6 +11,7 @@ import type { Journal } from './journal.js';
 import { readCursor } from './journalQueries.js';
 import type { Db } from './schema.js';
 import { silentLog, type StorageLog, type Stream } from './types.js';
+import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
 
 export interface RetentionOptions {
   journal: Journal;
@@ -20,6 +21,9 @@ export interface RetentionOptions {
   confirmedBy?: { cursorName: string } | null;
   intervalMs?: number;
   chunkRows?: number;
+  /** Timers (default: systemClock: real time, timers unref'd); ManualClock in tests. */
+  clock?: Clock;
+  /** Overrides clock.now (kept for callers that inject time alone). */
   now?: () => number;
   log?: StorageLog;
 }
@@ -43,27 +47,28 @@ const SIZE_HYSTERESIS = 0.95;
 const AGE_COLUMN: Record<Stream, string> = { telemetry: 'rx', state: 'rx', event: 'rx', alarm: 'at' };
 
 export class Retention {
-  private timer: NodeJS.Timeout | null = null;
+  private timer: TimerHandle | null = null;
   private running: Promise<RetentionReport | null> | null = null;
   private stopped = false;
   private readonly log: StorageLog;
   private readonly now: () => number;
+  private readonly clock: Clock;
 
   constructor(private readonly opts: RetentionOptions) {
     this.log = opts.log ?? silentLog;
-    this.now = opts.now ?? Date.now;
+    this.clock = opts.clock ?? systemClock;
+    this.now = opts.now ?? (() => this.clock.now());
   }
 
   async start(): Promise<void> {
     if (this.timer || this.stopped) return;
-    this.timer = setInterval(() => void this.runOnce(), this.opts.intervalMs ?? 5 * 60_000);
-    this.timer.unref();
+    this.timer = this.clock.setInterval(() => void this.runOnce(), this.opts.intervalMs ?? 5 * 60_000);
   }
 
   /** Waits for a pass in progress. Safe to call twice. */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
+    this.clock.clearInterval(this.timer);
     this.timer = null;
     await this.running;
   }

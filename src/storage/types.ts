@@ -5,6 +5,7 @@ import type { AlarmPriority } from '../alarms/types.js';
 import type { EventBus } from '../bus.js';
 import type { ChannelValues } from '../protocol/types.js';
 import type { CheckpointStatus } from './checkpointer.js';
+import type { Clock } from '../util/clock.js';
 
 /** The journal tables the forwarder reads in order, each with its own persisted cursor. */
 export const STREAMS = ['telemetry', 'state', 'event', 'alarm'] as const;
@@ -104,6 +105,9 @@ export interface JournalOptions {
   /** When given, the journal records `telemetry`, `state`, `event` and `alarm` from it. */
   bus?: EventBus;
   log?: StorageLog;
+  /** Commit cadence, reopen retry, WAL fsync and checkpoint timers (default: systemClock, timers unref'd). */
+  clock?: Clock;
+  /** Overrides clock.now for timestamps (kept for callers that inject time alone). */
   now?: () => number;
   /** STORAGE_FAILURE raised and cleared (wired to the alarm engine's external conditions). */
   onCondition?: ConditionSink;

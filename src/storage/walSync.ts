@@ -14,6 +14,7 @@
  * `-wal` file covers frames written by SQLite's connection.
  */
 import { closeSync, fsync, openSync } from 'node:fs';
+import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
 
 export interface WalSyncStatus {
   /** Completed fsyncs of the WAL since start. */
@@ -37,7 +38,7 @@ export class WalSync {
   private oldestUnsyncedAt: number | null = null;
   private inFlightSince: number | null = null;
   private waiters: Array<{ upTo: number; resolve: () => void }> = [];
-  private timer: NodeJS.Timeout | null = null;
+  private timer: TimerHandle | null = null;
   private fsyncs = 0;
   private lastFsyncMs: number | null = null;
   private lastError: string | null = null;
@@ -50,6 +51,8 @@ export class WalSync {
       walPath: string;
       intervalMs: number;
       now: () => number;
+      /** The interval's clock (default: systemClock, unref'd). */
+      clock?: Clock;
       onError?: (message: string) => void;
     },
   ) {}
@@ -58,14 +61,13 @@ export class WalSync {
   start(): void {
     if (this.fd === null) this.fd = openSync(this.opts.walPath, 'r');
     if (!this.timer) {
-      this.timer = setInterval(() => this.kick(), this.opts.intervalMs);
-      this.timer.unref();
+      this.timer = (this.opts.clock ?? systemClock).setInterval(() => this.kick(), this.opts.intervalMs);
     }
   }
 
   /** Closes the descriptor (after the fsync in flight); waiters are released: the journal closes or reopens. */
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    (this.opts.clock ?? systemClock).clearInterval(this.timer);
     this.timer = null;
     const fd = this.fd;
     this.fd = null;

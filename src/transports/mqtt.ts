@@ -9,7 +9,8 @@ import { connect, type IClientOptions, type IConnackPacket, type IPublishPacket,
 import type { DeviceLink, IngestSink } from '../model/types.js';
 import { decodeMqttPayload, encodeMqttCommand, parseTopic } from '../protocol/mqtt.js';
 import { isValidDeviceId, type Command, type Discard } from '../protocol/types.js';
-import { Backoff } from './backoff.js';
+import { Backoff } from '../util/backoff.js';
+import { keepAliveClock, type Clock, type TimerHandle } from '../util/clock.js';
 import { DEFERRED, OrderedAcks } from './mqttAcks.js';
 import {
   errorText, LogThrottle, redactUrl, sendsInClear, withTimeout, type Transport, type TransportLogger, type TransportStatus,
@@ -45,6 +46,9 @@ export interface MqttTransportOptions {
   sessionExpiryS?: number;
   /** 5 (default) or 4 for MQTT 3.1.1-only brokers; the PUBACK waits for the journal either way. */
   protocolVersion?: 4 | 5;
+  /** Verify and re-subscribe timers, and the time for log throttling (default: timers that keep the process alive). */
+  clock?: Clock;
+  /** Overrides clock.now for log throttling only (kept for callers that inject time alone). */
   now?: () => number;
   random?: () => number;
 }
@@ -72,8 +76,8 @@ export class MqttTransport implements Transport {
   private stillRetryingLogged = false;
   /** Messages since the last CONNACK: a resumed session may deliver its queue before the SUBACK. */
   private messagesSinceConnect = 0;
-  private verifyTimer: NodeJS.Timeout | null = null;
-  private resubscribeTimer: NodeJS.Timeout | null = null;
+  private verifyTimer: TimerHandle | null = null;
+  private resubscribeTimer: TimerHandle | null = null;
   /** Devices that sent a frame through this transport: told `reconnected` after a broker outage. */
   private readonly known = new Set<string>();
   /** PUBACKs waiting for their messages to be durable, released in arrival order. */
@@ -86,13 +90,15 @@ export class MqttTransport implements Transport {
   private readonly backoff: Backoff;
   private readonly discardLog: LogThrottle;
   private readonly log: TransportLogger;
+  private readonly clock: Clock;
 
   constructor(private readonly opts: MqttTransportOptions) {
+    this.clock = opts.clock ?? keepAliveClock;
     this.prefix = (opts.prefix ?? 'msc/v1').replace(/\/+$/, '');
     this.source = redactUrl(opts.url);
     this.log = opts.logger.child({ transport: 'mqtt', source: this.source });
     this.backoff = new Backoff({ initialMs: opts.initialBackoffMs ?? 1000, maxMs: opts.maxBackoffMs ?? 5000, random: opts.random });
-    this.discardLog = new LogThrottle(DISCARD_LOG_WINDOW_MS, opts.now ?? Date.now);
+    this.discardLog = new LogThrottle(DISCARD_LOG_WINDOW_MS, opts.now ?? (() => this.clock.now()));
   }
 
   async start(): Promise<void> {
@@ -237,7 +243,7 @@ export class MqttTransport implements Transport {
       if (err) {
         this.lastError = `subscribe ${filter}: ${errorText(err)}`;
         this.log.error({ err: this.lastError }, 'subscription refused; retrying');
-        this.resubscribeTimer = setTimeout(() => this.subscribe(client), RESUBSCRIBE_DELAY_MS);
+        this.resubscribeTimer = this.clock.setTimeout(() => this.subscribe(client), RESUBSCRIBE_DELAY_MS);
         return;
       }
       const wasUp = this.state === 'up';
@@ -260,8 +266,8 @@ export class MqttTransport implements Transport {
   /** "Re-subscribes after every reconnect and verifies data flows again" (issue 2 §4). */
   private verifyFlow(client: MqttClient): void {
     this.flow = 'verifying';
-    if (this.verifyTimer) clearTimeout(this.verifyTimer);
-    this.verifyTimer = setTimeout(() => {
+    this.clock.clearTimeout(this.verifyTimer);
+    this.verifyTimer = this.clock.setTimeout(() => {
       this.verifyTimer = null;
       if (this.client !== client || this.state !== 'up' || this.flow !== 'verifying') return;
       this.flow = 'silent';
@@ -311,8 +317,8 @@ export class MqttTransport implements Transport {
   }
 
   private clearTimers(): void {
-    if (this.verifyTimer) clearTimeout(this.verifyTimer);
-    if (this.resubscribeTimer) clearTimeout(this.resubscribeTimer);
+    this.clock.clearTimeout(this.verifyTimer);
+    this.clock.clearTimeout(this.resubscribeTimer);
     this.verifyTimer = null;
     this.resubscribeTimer = null;
   }
@@ -419,6 +425,7 @@ export class MqttTransport implements Transport {
       qos: 1, ...(v5 ? { properties: { messageExpiryInterval: COMMAND_EXPIRY_S } } : {}),
     });
     // The broker's PUBACK may never come (connection dropped mid-publish): the command service must not hang.
+    // Real time, whatever the clock: it bounds real network I/O (a test clock never advanced must not hang a send).
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(

@@ -10,7 +10,8 @@ import type { DeviceLink, IngestSink } from '../model/types.js';
 import { LineSplitter, MAX_FRAME_BYTES, type SplitterOutput } from '../protocol/lineSplitter.js';
 import { decodeLine, encodeCommand } from '../protocol/serial.js';
 import type { Command, DeviceFrame, Discard, HelloFrame } from '../protocol/types.js';
-import { Backoff } from './backoff.js';
+import { Backoff } from '../util/backoff.js';
+import { keepAliveClock, type Clock, type TimerHandle } from '../util/clock.js';
 import { errorText, LogThrottle, type Transport, type TransportLogger, type TransportStatus } from './types.js';
 
 export interface SerialTransportOptions {
@@ -31,6 +32,9 @@ export interface SerialTransportOptions {
   pendingLimit?: number;
   /** Hardware access; @serialport/binding-mock in unit tests. Default: the OS binding of `serialport`. */
   binding?: OpenOptions['binding'];
+  /** Reopen and identify timers, and the time for log throttling (default: timers that keep the process alive). */
+  clock?: Clock;
+  /** Overrides clock.now for log throttling only (kept for callers that inject time alone). */
   now?: () => number;
   random?: () => number;
 }
@@ -46,8 +50,8 @@ export class SerialTransport implements Transport {
   private state: PortState = 'idle';
   private port: SerialPortStream | null = null;
   private splitter: LineSplitter | null = null;
-  private retryTimer: NodeJS.Timeout | null = null;
-  private identifyTimer: NodeJS.Timeout | null = null;
+  private retryTimer: TimerHandle | null = null;
+  private identifyTimer: TimerHandle | null = null;
   /** The console last identified on this port; kept across a reopen until a HELLO confirms or replaces it. */
   private deviceId: string | null = null;
   /** A HELLO was received since this port was opened: frames are attributed to deviceId. */
@@ -67,14 +71,16 @@ export class SerialTransport implements Transport {
   private readonly identifyBackoff: Backoff;
   private readonly discardLog: LogThrottle;
   private readonly log: TransportLogger;
+  private readonly clock: Clock;
 
   constructor(private readonly opts: SerialTransportOptions) {
+    this.clock = opts.clock ?? keepAliveClock;
     this.log = opts.logger.child({ transport: 'serial', source: opts.path });
     const random = opts.random ?? Math.random;
     this.reopenBackoff = new Backoff({ initialMs: opts.initialBackoffMs ?? 250, maxMs: opts.maxBackoffMs ?? 5000, random });
     const helloMs = opts.helloTimeoutMs ?? 2000;
     this.identifyBackoff = new Backoff({ initialMs: helloMs, maxMs: Math.max(helloMs, opts.maxIdentifyIntervalMs ?? 10_000), jitter: 0 });
-    this.discardLog = new LogThrottle(DISCARD_LOG_WINDOW_MS, opts.now ?? Date.now);
+    this.discardLog = new LogThrottle(DISCARD_LOG_WINDOW_MS, opts.now ?? (() => this.clock.now()));
     // ICD §1: a cmd_id repeated within 60 s is answered with the first result and NOT executed again, so an
     // `ID` re-using an id from a previous gateway run would get an ACK but no HELLO. Start at a random point.
     this.idCounter = Math.floor(random() * 36 ** 6);
@@ -169,7 +175,7 @@ export class SerialTransport implements Transport {
     port.pipe(splitter);
     // ICD §1: HELLO comes after the link is (re)opened; a console that was already running (or an RS-232
     // line that cannot tell it was reopened) says nothing, so ask it.
-    this.identifyTimer = setTimeout(() => this.identify(), this.opts.helloTimeoutMs ?? 2000);
+    this.identifyTimer = this.clock.setTimeout(() => this.identify(), this.opts.helloTimeoutMs ?? 2000);
   }
 
   private onOpenFailed(port: SerialPortStream, reason: string): void {
@@ -209,12 +215,12 @@ export class SerialTransport implements Transport {
       this.log.info(`serial port still unavailable, still retrying every ${this.opts.maxBackoffMs ?? 5000} ms`);
       this.stillRetryingLogged = true;
     }
-    this.retryTimer = setTimeout(() => this.open(), this.reopenBackoff.next());
+    this.retryTimer = this.clock.setTimeout(() => this.open(), this.reopenBackoff.next());
   }
 
   /** Forgets the current port object; listeners stay so a late event from it is recognised as stale. */
   private detach(): void {
-    if (this.identifyTimer) clearTimeout(this.identifyTimer);
+    this.clock.clearTimeout(this.identifyTimer);
     this.identifyTimer = null;
     if (this.port && this.splitter) this.port.unpipe(this.splitter);
     this.splitter?.removeAllListeners('data');
@@ -223,8 +229,8 @@ export class SerialTransport implements Transport {
   }
 
   private clearTimers(): void {
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    if (this.identifyTimer) clearTimeout(this.identifyTimer);
+    this.clock.clearTimeout(this.retryTimer);
+    this.clock.clearTimeout(this.identifyTimer);
     this.retryTimer = null;
     this.identifyTimer = null;
   }
@@ -261,7 +267,7 @@ export class SerialTransport implements Transport {
       if (!this.reportedDown) this.opts.sink.linkDown(previous, `console swapped: ${hello.deviceId} now on ${this.opts.path}`);
     }
     const confirmsReopen = previous === hello.deviceId && !wasIdentified && this.reportedDown;
-    if (this.identifyTimer) clearTimeout(this.identifyTimer);
+    this.clock.clearTimeout(this.identifyTimer);
     this.identifyTimer = null;
     this.deviceId = hello.deviceId;
     this.identified = true;
@@ -321,7 +327,7 @@ export class SerialTransport implements Transport {
     this.identifySent++;
     if (this.identifySent === 1) this.log.info('no HELLO after opening; asking with CMD ID');
     this.write(this.port, cmd).catch((err: unknown) => this.log.debug({ err: errorText(err) }, 'CMD ID write failed'));
-    this.identifyTimer = setTimeout(() => this.identify(), this.identifyBackoff.next());
+    this.identifyTimer = this.clock.setTimeout(() => this.identify(), this.identifyBackoff.next());
   }
 
   private linkFor(deviceId: string): DeviceLink {

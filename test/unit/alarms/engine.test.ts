@@ -9,12 +9,12 @@ describe('ISA-18.2 state model', () => {
     h.advance(10_000, { ...OK, QB: 120 });
     expect(h.get('D1:QB_DEVIATION')).toMatchObject({ state: 'UNACK', priority: 'MEDIUM', active: true, source: 'process', value: 30, limit: 15 });
     const ack = h.engine.ack('D1:QB_DEVIATION', NURSE, 'flow checked');
-    expect(ack).toMatchObject({ ok: true, alarm: { state: 'ACKED', ackedBy: 'nurse1', ackedAt: h.clock.now } });
+    expect(ack).toMatchObject({ ok: true, alarm: { state: 'ACKED', ackedBy: 'nurse1', ackedAt: h.clock.now() } });
     h.frame(OK);
-    expect(h.get('D1:QB_DEVIATION')).toMatchObject({ state: 'NORMAL', active: false, clearedAt: h.clock.now });
+    expect(h.get('D1:QB_DEVIATION')).toMatchObject({ state: 'NORMAL', active: false, clearedAt: h.clock.now() });
     expect(h.kinds('D1:QB_DEVIATION')).toEqual(['raise:UNACK', 'ack:ACKED', 'clear:NORMAL']);
     const ackT = h.transitions.find((t) => t.kind === 'ack')!;
-    expect(ackT).toMatchObject({ from: 'UNACK', to: 'ACKED', actor: NURSE, reason: 'flow checked', at: h.clock.now });
+    expect(ackT).toMatchObject({ from: 'UNACK', to: 'ACKED', actor: NURSE, reason: 'flow checked', at: h.clock.now() });
   });
 
   it('a non-latching alarm that clears unacknowledged returns to NORMAL', () => {
@@ -107,7 +107,7 @@ describe('shelving, out of service, suppression by state', () => {
     expect(h.engine.shelve('D1:DO_LOW', 30, '  ', NURSE)).toMatchObject({ ok: false, error: 'invalid_argument' });
     expect(h.engine.shelve('D1:DO_LOW', 481, 'sensor drift', NURSE)).toMatchObject({ ok: false, error: 'invalid_argument' });
     const r = h.engine.shelve('D1:DO_LOW', 30, 'sensor drift', NURSE);
-    expect(r).toMatchObject({ ok: true, alarm: { state: 'SHELVED', shelvedUntil: h.clock.now + 30 * 60_000, shelveReason: 'sensor drift', shelvedBy: 'nurse1' } });
+    expect(r).toMatchObject({ ok: true, alarm: { state: 'SHELVED', shelvedUntil: h.clock.now() + 30 * 60_000, shelveReason: 'sensor drift', shelvedBy: 'nurse1' } });
     h.advance(1000, { ...OK, DO: 80 });
     h.advance(1000, { ...OK, DO: 30 });
     expect(h.get('D1:DO_LOW')!.state).toBe('SHELVED');
@@ -175,8 +175,8 @@ describe('audio pause', () => {
     h.state('RUNNING');
     h.advance(10_000, { ...OK, QB: 120 });
     const r = h.engine.audioPause('D1', NURSE);
-    expect(r).toMatchObject({ ok: true, until: h.clock.now + 120_000 });
-    expect(h.audio).toEqual([{ deviceId: 'D1', until: h.clock.now + 120_000, actor: NURSE }]);
+    expect(r).toMatchObject({ ok: true, until: h.clock.now() + 120_000 });
+    expect(h.audio).toEqual([{ deviceId: 'D1', until: h.clock.now() + 120_000, actor: NURSE }]);
     h.advance(10_000, { ...OK, QB: 120, QP: 50 });
     expect(h.get('D1:PLASMA_FRACTION')!.state).toBe('UNACK');
     expect(h.audio).toHaveLength(1);

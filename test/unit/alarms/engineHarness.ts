@@ -6,6 +6,7 @@ import { MemoryAlarmStore, type AlarmStore } from '../../../src/alarms/store.js'
 import type { AlarmTransition } from '../../../src/alarms/types.js';
 import type { DeviceSnapshot } from '../../../src/model/types.js';
 import type { SessionState } from '../../../src/protocol/types.js';
+import { ManualClock } from '../../../src/util/clock.js';
 
 export const NURSE = { user: 'nurse1', role: 'operator' };
 export const ENGINEER = { user: 'eng1', role: 'engineer' };
@@ -19,15 +20,17 @@ export function snapshot(id: string, over: Partial<DeviceSnapshot> = {}): Device
   };
 }
 
-/** An engine on a manual clock (gateway time = device time = `clock.now`), a real bus, a fake device view. */
+/**
+ * An engine on a ManualClock (gateway time = device time = `clock.now()`; its 1 s technical tick runs when the clock
+ * is advanced past it), a real bus, a fake device view.
+ */
 export function harness(opts: { profile?: AlarmProfile; store?: AlarmStore; start?: number } = {}) {
-  const clock = { now: opts.start ?? 1_000_000 };
+  const clock = new ManualClock(opts.start ?? 1_000_000);
   const bus = new EventBus();
   const snaps = new Map<string, DeviceSnapshot>();
   const devices = { get: (id: string) => snaps.get(id), list: () => [...snaps.values()] };
   const engine = new AlarmEngine({
-    bus, devices, profile: opts.profile, store: opts.store ?? new MemoryAlarmStore(), now: () => clock.now,
-    timers: { setInterval: () => 1, clearInterval: () => {} },
+    bus, devices, profile: opts.profile, store: opts.store ?? new MemoryAlarmStore(), clock,
   });
   const transitions: AlarmTransition[] = [];
   const audio: Array<BusEvents['audioPause']> = [];
@@ -39,22 +42,24 @@ export function harness(opts: { profile?: AlarmProfile; store?: AlarmStore; star
     clock, bus, engine, transitions, audio, snaps,
     start() { engine.start(); return h; },
     frame(v: Record<string, number | null>, device = 'D1') {
-      bus.emit('telemetry', { deviceId: device, sessionId: 'S1', seq: seq++, t: clock.now, rx: clock.now, v });
+      bus.emit('telemetry', { deviceId: device, sessionId: 'S1', seq: seq++, t: clock.now(), rx: clock.now(), v });
     },
     state(state: SessionState, device = 'D1') {
-      bus.emit('state', { deviceId: device, seq: seq++, t: clock.now, rx: clock.now, state, sessionId: 'S1', previous: null });
+      bus.emit('state', { deviceId: device, seq: seq++, t: clock.now(), rx: clock.now(), state, sessionId: 'S1', previous: null });
     },
     event(code: string, prio: 'H' | 'M' | 'L' | 'I', active: boolean, device = 'D1') {
-      bus.emit('event', { deviceId: device, sessionId: 'S1', seq: seq++, t: clock.now, rx: clock.now, code, prio, active, text: `${code} text` });
+      bus.emit('event', { deviceId: device, sessionId: 'S1', seq: seq++, t: clock.now(), rx: clock.now(), code, prio, active, text: `${code} text` });
     },
-    /** Advances the clock in 1 s ticks (the engine's interval), optionally sending a frame now and at each tick. */
+    /**
+     * Advances the clock in steps of at most 1 s (the engine's tick runs as it falls due), optionally sending a
+     * frame now and after each step.
+     */
     advance(ms: number, v?: Record<string, number | null>, device = 'D1') {
-      const end = clock.now + ms;
+      const end = clock.now() + ms;
       if (v) h.frame(v, device);
-      while (clock.now < end) {
-        clock.now = Math.min(end, clock.now + 1000);
+      while (clock.now() < end) {
+        clock.advance(Math.min(1000, end - clock.now()));
         if (v) h.frame(v, device);
-        engine.tick();
       }
     },
     get: (id: string) => engine.get(id),

@@ -41,10 +41,10 @@ describe('a restored COMM_LOSS across a restart', () => {
     expect(a.get('D1:COMM_LOSS')).toMatchObject({ active: true, state: 'UNACK', priority: 'HIGH' });
     a.engine.stop();
 
-    const b = harness({ store, start: a.clock.now + 60_000 }).start();
+    const b = harness({ store, start: a.clock.now() + 60_000 }).start();
     expect(b.get('D1:COMM_LOSS')).toMatchObject({ active: true, state: 'UNACK' });
     // Right after start, well within the 3 s silence limit, and again at every resubscribe for 10 s.
-    b.clock.now += 200;
+    b.clock.advance(200);
     for (let i = 0; i < 10; i++) {
       retainedHello(b);
       b.advance(1000);
@@ -79,9 +79,9 @@ describe('the saved session state governs rules until the first S frame after a 
       { deviceId: 'D1', state: saved, sessionId: 'S1', at: expect.any(Number) as number },
     ]);
 
-    const b = harness({ store: new FileAlarmStore({ dataDir: dir }), start: a.clock.now + 30_000 }).start();
+    const b = harness({ store: new FileAlarmStore({ dataDir: dir }), start: a.clock.now() + 30_000 }).start();
     // Telemetry from both the known console and one never seen before, before either sends an S frame.
-    b.clock.now += 100;
+    b.clock.advance(100);
     for (let i = 0; i < 10; i++) {
       b.frame({ ...OK, PV: 0, QB: 0 }, 'D1');
       b.frame({ ...OK, PV: 0, QB: 0 }, 'D2');

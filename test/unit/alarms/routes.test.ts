@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { EventBus } from '../../../src/bus.js';
 import { AlarmEngine } from '../../../src/alarms/engine.js';
 import { alarmRoutes } from '../../../src/api/alarmRoutes.js';
+import { ManualClock } from '../../../src/util/clock.js';
 
 const OK = { PV: 100, PA: -100, QB: 150, SQB: 150, QP: 30, TMP: 40, DPR: 20, TR: 37, STR: 37, AIR: 0, BLD: 0 };
 const apps: FastifyInstance[] = [];
@@ -11,12 +12,9 @@ afterEach(async () => {
 });
 
 async function setup(auditAvailable?: () => boolean) {
-  const clock = { now: 1_000_000 };
+  const clock = new ManualClock(1_000_000);
   const bus = new EventBus();
-  const engine = new AlarmEngine({
-    bus, devices: { get: () => undefined, list: () => [] }, now: () => clock.now,
-    timers: { setInterval: () => 1, clearInterval: () => {} },
-  });
+  const engine = new AlarmEngine({ bus, devices: { get: () => undefined, list: () => [] }, clock });
   engine.start();
   const app = Fastify();
   apps.push(app);
@@ -28,8 +26,8 @@ async function setup(auditAvailable?: () => boolean) {
   await app.ready();
   let seq = 0;
   const frame = (v: Record<string, number>, device = 'D1') =>
-    bus.emit('telemetry', { deviceId: device, sessionId: 'S1', seq: seq++, t: clock.now, rx: clock.now, v });
-  bus.emit('state', { deviceId: 'D1', seq: seq++, t: clock.now, rx: clock.now, state: 'RUNNING', sessionId: 'S1', previous: null });
+    bus.emit('telemetry', { deviceId: device, sessionId: 'S1', seq: seq++, t: clock.now(), rx: clock.now(), v });
+  bus.emit('state', { deviceId: 'D1', seq: seq++, t: clock.now(), rx: clock.now(), state: 'RUNNING', sessionId: 'S1', previous: null });
   frame({ ...OK, AIR: 1 });
   return { app, engine, clock, frame };
 }
@@ -115,7 +113,7 @@ describe('alarm routes', () => {
     const { app, clock } = await setup();
     const res = await app.inject({ method: 'POST', url: '/api/devices/D1/audio-pause' });
     expect(res.statusCode).toBe(200);
-    expect(res.json()).toEqual({ deviceId: 'D1', until: clock.now + 120_000 });
+    expect(res.json()).toEqual({ deviceId: 'D1', until: clock.now() + 120_000 });
     expect((await app.inject({ method: 'POST', url: '/api/devices/NOPE/audio-pause' })).statusCode).toBe(404);
   });
 

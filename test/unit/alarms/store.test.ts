@@ -7,6 +7,7 @@ import { AlarmEngine } from '../../../src/alarms/engine.js';
 import {
   FileAlarmStore, MemoryAlarmStore, emptyAlarms, type AlarmStore, type PersistedAlarms,
 } from '../../../src/alarms/store.js';
+import { ManualClock } from '../../../src/util/clock.js';
 import { waitFor } from '../../helpers/waitFor.js';
 
 const dirs: string[] = [];
@@ -91,28 +92,28 @@ describe('restart persistence through the file store', () => {
   const NURSE = { user: 'nurse1', role: 'operator' };
   const OK = { PV: 100, PA: -100, QB: 150, SQB: 150, QP: 30, TMP: 40, DPR: 20, TR: 37, STR: 37, AIR: 0, BLD: 0, DO: 80 };
 
-  function gateway(dir: string, clock: { now: number }) {
+  function gateway(dir: string, clock: ManualClock) {
     const bus = new EventBus();
     const engine = new AlarmEngine({
       bus, devices: { get: () => undefined, list: () => [] }, store: new FileAlarmStore({ dataDir: dir }),
-      now: () => clock.now, timers: { setInterval: () => 1, clearInterval: () => {} },
+      clock,
     });
     let seq = 0;
-    const frame = (v: Record<string, number>) => bus.emit('telemetry', { deviceId: 'D1', sessionId: 'S1', seq: seq++, t: clock.now, rx: clock.now, v });
-    const state = () => bus.emit('state', { deviceId: 'D1', seq: seq++, t: clock.now, rx: clock.now, state: 'RUNNING', sessionId: 'S1', previous: null });
+    const frame = (v: Record<string, number>) => bus.emit('telemetry', { deviceId: 'D1', sessionId: 'S1', seq: seq++, t: clock.now(), rx: clock.now(), v });
+    const state = () => bus.emit('state', { deviceId: 'D1', seq: seq++, t: clock.now(), rx: clock.now(), state: 'RUNNING', sessionId: 'S1', previous: null });
     return { bus, engine, frame, state };
   }
 
   it('active alarms, latches, unacknowledged states, shelves and audio pauses survive a restart', () => {
     const dir = tempDir();
-    const clock = { now: 1_000_000 };
+    const clock = new ManualClock(1_000_000);
     const a = gateway(dir, clock);
     a.engine.start();
     a.state();
     a.frame({ ...OK, AIR: 1 });
     a.frame(OK); // AIR_IN_LINE latched: RTN_UNACK
-    for (let i = 0; i <= 2; i++) { a.frame({ ...OK, PV: 300 }); clock.now += 1000; } // PV_HIGH active, UNACK
-    for (let i = 0; i <= 60; i++) { a.frame({ ...OK, PV: 300, DO: 30 }); clock.now += 1000; }
+    for (let i = 0; i <= 2; i++) { a.frame({ ...OK, PV: 300 }); clock.advance(1000); } // PV_HIGH active, UNACK
+    for (let i = 0; i <= 60; i++) { a.frame({ ...OK, PV: 300, DO: 30 }); clock.advance(1000); }
     a.engine.shelve('D1:DO_LOW', 10, 'probe recalibrating', NURSE);
     a.engine.audioPause('D1', NURSE);
     const before = a.engine.list();
@@ -131,9 +132,8 @@ describe('restart persistence through the file store', () => {
     b.frame({ ...OK, DO: 30 });
     expect(b.engine.get('D1:PV_HIGH')).toMatchObject({ state: 'RTN_UNACK', active: false });
     expect(b.engine.ack('D1:AIR_IN_LINE', NURSE)).toMatchObject({ ok: true, alarm: { state: 'NORMAL' } });
-    // The shelf still expires by itself, on the clock, after the restart.
-    clock.now += 10 * 60_000;
-    b.engine.tick();
+    // The shelf still expires by itself, on the engine's own tick, after the restart.
+    clock.advance(10 * 60_000);
     expect(b.engine.get('D1:DO_LOW')).toMatchObject({ state: 'UNACK', active: true });
     b.engine.stop();
   });
@@ -141,7 +141,7 @@ describe('restart persistence through the file store', () => {
   it('an unreadable alarm file raises a gateway technical alarm', () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'alarms.json'), 'garbage');
-    const g = gateway(dir, { now: 1 });
+    const g = gateway(dir, new ManualClock(1));
     g.engine.start();
     expect(g.engine.get('gateway:ALARM_STORE')).toMatchObject({ state: 'UNACK', priority: 'MEDIUM', source: 'technical' });
     g.engine.stop();

@@ -74,7 +74,7 @@ describe('technical alarms', () => {
     const h = harness().start();
     h.state('RUNNING');
     h.frame(OK);
-    h.bus.emit('link', { deviceId: 'D1', link: 'lost', at: h.clock.now, reason: 'port closed' });
+    h.bus.emit('link', { deviceId: 'D1', link: 'lost', at: h.clock.now(), reason: 'port closed' });
     expect(h.get('D1:COMM_LOSS')).toMatchObject({ state: 'UNACK', message: 'Link to D1 lost: port closed' });
     // The reason, not the silence so far dressed as a measured value.
     expect(h.get('D1:COMM_LOSS')).toMatchObject({ value: null, limit: null });
@@ -180,7 +180,7 @@ describe('technical alarms across a restart', () => {
     expect(a.get('D1:COMM_LOSS')!.active).toBe(true);
     a.engine.stop();
 
-    const b = harness({ store, start: a.clock.now + 60_000 }).start();
+    const b = harness({ store, start: a.clock.now() + 60_000 }).start();
     b.advance(5000);
     expect(b.get('D1:COMM_LOSS')).toMatchObject({ active: true, state: 'UNACK' });
     b.state('RUNNING');

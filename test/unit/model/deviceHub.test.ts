@@ -4,6 +4,7 @@ import { silentLogger } from '../../../src/log.js';
 import { DeviceHub } from '../../../src/model/deviceHub.js';
 import type { DeviceLink } from '../../../src/model/types.js';
 import type { DeviceFrame } from '../../../src/protocol/types.js';
+import { ManualClock } from '../../../src/util/clock.js';
 
 const link: DeviceLink = { kind: 'serial', source: '/dev/ttyX', send: async () => {} };
 const hello: DeviceFrame = { type: 'HELLO', deviceId: 'MSC-0001', model: 'MSC-ALS 2', fw: '3.4.1', icd: 1, serialNo: 'SN1' };
@@ -13,15 +14,17 @@ function greet(hub: DeviceHub, id: string, l: DeviceLink = link): Promise<void> 
   return hub.ingest(id, [{ ...hello, deviceId: id }], l);
 }
 
-function setup(now = { t: 1_000_000 }) {
+/** A started hub on a ManualClock: advancing it runs the hub's own silence check as it falls due. */
+function setup(clock = new ManualClock(1_000_000)) {
   const bus = new EventBus();
   const seen: Array<[keyof BusEvents, unknown]> = [];
   const owner = {};
   for (const k of ['telemetry', 'state', 'event', 'link', 'hello', 'ack', 'discard'] as const) {
     bus.on(owner, k, (p) => seen.push([k, p]));
   }
-  const hub = new DeviceHub({ bus, logger: silentLogger(), now: () => now.t });
-  return { bus, hub, seen, now };
+  const hub = new DeviceHub({ bus, logger: silentLogger(), clock });
+  hub.start();
+  return { bus, hub, seen, clock };
 }
 
 describe('DeviceHub', () => {
@@ -65,25 +68,25 @@ describe('DeviceHub', () => {
   });
 
   it('estimates the device clock offset from the least-delayed frame', async () => {
-    const { hub, now } = setup();
+    const { hub, clock } = setup();
     await greet(hub, 'D');
     // Device clock 5 s ahead; frames arrive 10–200 ms after they were stamped.
     for (const [i, delay] of [[0, 200], [1, 10], [2, 80]] as const) {
-      now.t = 1_000_000 + i * 100;
-      await hub.ingest('D', [{ type: 'T', seq: i, t: now.t + 5000 - delay, v: {} }], link);
+      if (i > 0) clock.advance(100);
+      await hub.ingest('D', [{ type: 'T', seq: i, t: clock.now() + 5000 - delay, v: {} }], link);
     }
     expect(hub.get('D')!.clockOffsetMs).toBe(4990);
   });
 
   it('does not let a delay that builds up into the clock offset: the lateness of each sample shows it (10 min memory)', async () => {
-    const { hub, now, seen } = setup();
+    const { hub, clock, seen } = setup();
     await greet(hub, 'D');
     // Device clock 2 s ahead. On time for 30 s, then every second the samples arrive 250 ms later, for 60 s.
     let seq = 0;
     for (let ms = 0; ms <= 90_000; ms += 40) {
-      now.t = 1_000_000 + ms;
+      if (ms > 0) clock.advance(40);
       const delay = ms <= 30_000 ? 5 : 5 + Math.floor((ms - 30_000) / 1000) * 250;
-      await hub.ingest('D', [{ type: 'T', seq: ++seq, t: now.t + 2000 - delay, v: { QB: 1 } }], link);
+      await hub.ingest('D', [{ type: 'T', seq: ++seq, t: clock.now() + 2000 - delay, v: { QB: 1 } }], link);
     }
     const d = hub.get('D')!;
     expect(d.clockOffsetMs).toBe(1995);
@@ -93,30 +96,28 @@ describe('DeviceHub', () => {
   });
 
   it('forgets the learned offset after 10 minutes, and at a HELLO (a console that restarts may have had its clock set)', async () => {
-    const { hub, now } = setup();
+    const { hub, clock } = setup();
     await greet(hub, 'D');
-    now.t = 1_000_000;
-    await hub.ingest('D', [{ type: 'T', seq: 1, t: now.t + 5000, v: {} }], link);
+    await hub.ingest('D', [{ type: 'T', seq: 1, t: clock.now() + 5000, v: {} }], link);
     // The clock is set back by 5 s: 10 minutes later the old offset has left the memory.
     let seq = 1;
     for (let ms = 1000; ms <= 11 * 60_000; ms += 1000) {
-      now.t = 1_000_000 + ms;
-      await hub.ingest('D', [{ type: 'T', seq: ++seq, t: now.t, v: {} }], link);
+      clock.advance(1000);
+      await hub.ingest('D', [{ type: 'T', seq: ++seq, t: clock.now(), v: {} }], link);
     }
     expect(hub.get('D')!.clockOffsetMs).toBe(0);
-    await hub.ingest('D', [{ type: 'T', seq: ++seq, t: now.t + 3000, v: {} }], link);
+    await hub.ingest('D', [{ type: 'T', seq: ++seq, t: clock.now() + 3000, v: {} }], link);
     expect(hub.get('D')!.clockOffsetMs).toBe(3000);
-    await hub.ingest('D', [{ ...hello, deviceId: 'D' }, { type: 'T', seq: ++seq, t: now.t - 1000, v: {} }], link);
+    await hub.ingest('D', [{ ...hello, deviceId: 'D' }, { type: 'T', seq: ++seq, t: clock.now() - 1000, v: {} }], link);
     expect(hub.get('D')!.clockOffsetMs).toBe(-1000);
     expect(hub.get('D')!.dataLateMs).toBe(0);
   });
 
   it('marks the link lost on silence and on linkDown, and connected again on frames', async () => {
-    const { hub, now, seen } = setup();
+    const { hub, clock, seen } = setup();
     await greet(hub, 'D');
     await hub.ingest('D', [{ type: 'S', seq: 1, t: 1, state: 'RUNNING', sessionId: 'x' }], link);
-    now.t += 3500;
-    (hub as unknown as { checkSilence(): void }).checkSilence();
+    clock.advance(3500);
     expect(hub.get('D')!.link).toBe('lost');
     await hub.ingest('D', [{ type: 'T', seq: 2, t: 2, v: {} }], link);
     expect(hub.get('D')!.link).toBe('connected');
@@ -126,14 +127,12 @@ describe('DeviceHub', () => {
   });
 
   it('keeps an IDLE device connected through the keep-alive interval', async () => {
-    const { hub, now } = setup();
+    const { hub, clock } = setup();
     await greet(hub, 'D');
     await hub.ingest('D', [{ type: 'S', seq: 1, t: 1, state: 'IDLE', sessionId: null }], link);
-    now.t += 5500;
-    (hub as unknown as { checkSilence(): void }).checkSilence();
+    clock.advance(5500);
     expect(hub.get('D')!.link).toBe('connected');
-    now.t += 6000;
-    (hub as unknown as { checkSilence(): void }).checkSilence();
+    clock.advance(6000);
     expect(hub.get('D')!.link).toBe('lost');
   });
 
@@ -188,13 +187,13 @@ describe('DeviceHub', () => {
   });
 
   it('counts a seq no console could reach apart and keeps it out of the loss count and the gaps', async () => {
-    const { hub, now, seen } = setup();
+    const { hub, clock, seen } = setup();
     await greet(hub, 'D');
-    const T = (seq: number) => ({ type: 'T' as const, seq, t: now.t, v: { QB: 1 } });
+    const T = (seq: number) => ({ type: 'T' as const, seq, t: clock.now(), v: { QB: 1 } });
     await hub.ingest('D', [T(1), T(2)], link);
-    now.t += 100;
+    clock.advance(100);
     await hub.ingest('D', [T(2_000_000_000)], link);
-    now.t += 100;
+    clock.advance(100);
     await hub.ingest('D', [T(3), T(5)], link);
     const c = hub.get('D')!.counters;
     expect([c.framesLost, c.seqGaps, c.seqImplausible]).toEqual([1, 1, 1]);

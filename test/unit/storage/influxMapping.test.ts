@@ -2,7 +2,6 @@ import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ExponentialBackoff } from '../../../src/storage/backoff.js';
 import { InfluxWriteError, postLines, redact, resolveInfluxTarget } from '../../../src/storage/influxConfig.js';
 import { channelField, LineReader, parseFields, scanFields } from '../../../src/storage/influxLines.js';
 import { encodeValues } from '../../../src/storage/journalRows.js';
@@ -155,15 +154,5 @@ describe('LineReader', () => {
     expect(['seq', 'faults', 'time', 'device', 'session'].map(channelField)).toEqual(
       ['ch_seq', 'ch_faults', 'ch_time', 'ch_device', 'ch_session'],
     );
-  });
-});
-
-describe('ExponentialBackoff', () => {
-  it('doubles up to the cap with jitter in the upper half, and resets', () => {
-    const b = new ExponentialBackoff({ minMs: 100, maxMs: 1_000 });
-    expect([0, 0, 0, 0, 0].map(() => b.next(() => 0))).toEqual([50, 100, 200, 400, 500]);
-    expect(b.next(() => 0.999)).toBe(1_000);
-    b.reset();
-    expect(b.next(() => 0.5)).toBe(75);
   });
 });

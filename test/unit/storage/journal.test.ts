@@ -1,9 +1,10 @@
 import { writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EventBus } from '../../../src/bus.js';
 import { Journal } from '../../../src/storage/journal.js';
+import { ManualClock } from '../../../src/util/clock.js';
 import type { StorageCondition } from '../../../src/storage/types.js';
 import { waitFor } from '../../helpers/waitFor.js';
 import { alarmTransition, deviceEvent, fullValues, sample, stateChange, T0, tempDir } from './fixtures.js';
@@ -37,32 +38,28 @@ afterEach(async () => {
 
 describe('Journal commit cadence', () => {
   it('holds an append in memory, then commits it on the 100 ms cadence without anyone waiting', async () => {
-    // The cadence is the journal's own setInterval: on fake timers (installed before start()) it fires exactly when
-    // the clock is advanced, however loaded the machine. fs callbacks, setImmediate and the checkpoint worker stay real.
-    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'setTimeout', 'clearTimeout'] });
-    try {
-      const j = journal();
-      await j.start();
-      j.appendTelemetry(sample(1, { QB: 150 }));
-      expect(j.status()).toMatchObject({ pending: 1, committed: 0, commits: 0 });
-      vi.advanceTimersByTime(99);
-      expect(j.status()).toMatchObject({ pending: 1, committed: 0, commits: 0 });
-      expect(countOnDisk('telemetry')).toBe(0);
-      vi.advanceTimersByTime(1);
-      expect(j.status()).toMatchObject({ pending: 0, committed: 1, commits: 1 });
-      expect(countOnDisk('telemetry')).toBe(1);
-      // And again on the next tick, for what came in meanwhile; an idle tick commits nothing.
-      j.appendTelemetry(sample(2, { QB: 151 }));
-      vi.advanceTimersByTime(99);
-      expect(j.status()).toMatchObject({ pending: 1, committed: 1, commits: 1 });
-      vi.advanceTimersByTime(1);
-      expect(j.status()).toMatchObject({ pending: 0, committed: 2, commits: 2 });
-      vi.advanceTimersByTime(100);
-      expect(j.status().commits).toBe(2);
-      expect(countOnDisk('telemetry')).toBe(2);
-    } finally {
-      vi.useRealTimers();
-    }
+    // The cadence is the journal's own interval on its clock: a ManualClock fires it exactly when advanced, however
+    // loaded the machine. fs callbacks, setImmediate and the checkpoint worker stay real.
+    const clock = new ManualClock(T0);
+    const j = journal({ clock });
+    await j.start();
+    j.appendTelemetry(sample(1, { QB: 150 }));
+    expect(j.status()).toMatchObject({ pending: 1, committed: 0, commits: 0 });
+    clock.advance(99);
+    expect(j.status()).toMatchObject({ pending: 1, committed: 0, commits: 0 });
+    expect(countOnDisk('telemetry')).toBe(0);
+    clock.advance(1);
+    expect(j.status()).toMatchObject({ pending: 0, committed: 1, commits: 1 });
+    expect(countOnDisk('telemetry')).toBe(1);
+    // And again on the next tick, for what came in meanwhile; an idle tick commits nothing.
+    j.appendTelemetry(sample(2, { QB: 151 }));
+    clock.advance(99);
+    expect(j.status()).toMatchObject({ pending: 1, committed: 1, commits: 1 });
+    clock.advance(1);
+    expect(j.status()).toMatchObject({ pending: 0, committed: 2, commits: 2 });
+    clock.advance(100);
+    expect(j.status().commits).toBe(2);
+    expect(countOnDisk('telemetry')).toBe(2);
   });
 
   it('group-commits on the next turn when committed() is awaited, in one transaction for all waiters', async () => {

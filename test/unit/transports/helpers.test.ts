@@ -1,35 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Backoff } from '../../../src/transports/backoff.js';
 import { LogThrottle, redactUrl, sendsInClear, withTimeout } from '../../../src/transports/types.js';
-
-describe('Backoff', () => {
-  it('doubles from the initial delay to the cap and stays there; reset starts over', () => {
-    const b = new Backoff({ initialMs: 250, maxMs: 5000, random: () => 0 });
-    const seq = Array.from({ length: 8 }, () => b.next());
-    expect(seq).toEqual([250, 500, 1000, 2000, 4000, 5000, 5000, 5000]);
-    expect(b.attempts).toBe(8);
-    expect(b.capped).toBe(true);
-    b.reset();
-    expect(b.next()).toBe(250);
-  });
-
-  it('jitter only shortens a delay, by at most the jitter fraction', () => {
-    const b = new Backoff({ initialMs: 1000, maxMs: 1000, jitter: 0.1, random: () => 0.999 });
-    expect(b.next()).toBe(900);
-    const r = new Backoff({ initialMs: 1000, maxMs: 8000 });
-    for (let i = 0; i < 50; i++) {
-      const nominal = r.nominalNext();
-      const d = r.next();
-      expect(d).toBeLessThanOrEqual(nominal);
-      expect(d).toBeGreaterThanOrEqual(nominal * 0.9 - 1);
-    }
-  });
-
-  it('rejects nonsense bounds (a programmer error)', () => {
-    expect(() => new Backoff({ initialMs: 0, maxMs: 10 })).toThrow(RangeError);
-    expect(() => new Backoff({ initialMs: 100, maxMs: 10 })).toThrow(RangeError);
-  });
-});
 
 describe('LogThrottle', () => {
   it('admits one line per key per window and reports how many it held back', () => {

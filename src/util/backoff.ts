@@ -1,6 +1,11 @@
 /**
- * Capped exponential backoff with jitter, for reopening a serial port and reconnecting to a broker.
- * Pure: no timers and no randomness of its own (inject `random` to make a test exact).
+ * Capped exponential backoff with jitter: reopening a serial port, reconnecting to a broker, reopening the
+ * journal, retrying InfluxDB. Pure: no timers and no randomness of its own (inject `random` to make a test exact).
+ *
+ * Jitter only ever shortens a delay: each one is drawn uniformly between (1 − jitter) × nominal and nominal, so
+ * gateways that lost one broker or database at once do not all come back in the same millisecond, a delay never
+ * exceeds its cap, and (jitter < 1) never collapses to zero. jitter 0.5 is "equal jitter": half the step fixed,
+ * half at random.
  */
 
 export interface BackoffOptions {
@@ -10,10 +15,7 @@ export interface BackoffOptions {
   maxMs: number;
   /** Growth per attempt; 2 doubles. */
   factor?: number;
-  /**
-   * Fraction of the delay drawn at random and subtracted, so gateways that lost one broker at once do not
-   * all come back in the same millisecond. 0.1 keeps each delay within 10 % below its nominal value.
-   */
+  /** Fraction of each delay drawn at random and subtracted, in [0, 1]; 0.1 keeps a delay within 10 % below nominal. */
   jitter?: number;
   /** Uniform in [0, 1). */
   random?: () => number;
@@ -31,10 +33,13 @@ export class Backoff {
     }
     this.factor = opts.factor ?? 2;
     this.jitter = opts.jitter ?? 0.1;
+    if (!(this.factor >= 1) || !(this.jitter >= 0 && this.jitter <= 1)) {
+      throw new RangeError(`Backoff: need factor >= 1 and 0 <= jitter <= 1, got ${this.factor}, ${this.jitter}`);
+    }
     this.random = opts.random ?? Math.random;
   }
 
-  /** Delays handed out since the last reset(). */
+  /** Delays handed out since the last reset() (the failures in a row, for a caller that counts them). */
   get attempts(): number {
     return this.attemptCount;
   }
