@@ -3,7 +3,7 @@
  * Feature routes (alarms, history, commands, …) are registered by the parts that own them.
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
-import { codeForStatus, errorBody, GatewayError, ROOT_PATH, sendError } from '../errors.js';
+import { badRequest, codeForStatus, errorBody, GatewayError, ROOT_PATH, sendError } from '../errors.js';
 import { storageUnavailableReason } from '../storage/types.js';
 import type { Logger } from '../log.js';
 import type { DeviceView } from '../model/deviceHub.js';
@@ -89,7 +89,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     }
     // fastify's own refusals: a body that is not JSON, too large, of an unsupported type.
     const code = codeForStatus(status);
-    return reply.code(status).send(errorBody(code, err.message, code === 'bad_request' ? [{ path: ROOT_PATH, message: err.message }] : undefined));
+    if (code === 'bad_request') return reply.code(status).send(badRequest([{ path: ROOT_PATH, message: err.message }]));
+    return reply.code(status).send(errorBody(code, err.message));
   });
   app.setNotFoundHandler((req, reply) => sendError(reply, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`));
 
