@@ -34,7 +34,7 @@ export const ERRORS = {
   out_of_limits: { status: 400, transport: 'both', message: 'a command argument is outside the ICD limits',
     meaning: 'a SET value outside the ICD range or step; nothing was sent' },
   wrong_state: { status: 400, transport: 'both', message: 'the console state does not allow this command',
-    meaning: 'refused before sending (only with control.refuseWrongState); otherwise the console answers REJ' },
+    meaning: 'the state does not accept the verb; the gateway itself sends such commands and the console answers REJ, so this code is only seen where a CommandService is built with refuseWrongState' },
   invalid_argument: { status: 400, transport: 'http', message: 'an argument of the alarm action is not valid',
     meaning: 'an alarm action with a value the alarm engine refuses (shelve minutes, missing reason)' },
   binary: { status: 400, transport: 'ws', message: 'messages are JSON text', meaning: 'a binary live-stream message' },
