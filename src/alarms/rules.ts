@@ -38,7 +38,8 @@ function formatIssues(issues: z.core.$ZodIssue[], prefix: Array<string | number>
     const keys = i.code === 'unrecognized_keys' ? i.keys : [null];
     return keys.map((k) => {
       const path = [...prefix, ...i.path.map(String), ...(k === null ? [] : [k])].join('.');
-      return `${path || '(root)'}: ${i.message}`;
+      // One line per unknown key, worded as the API's issues (src/errors.ts zodIssues).
+      return `${path || '(root)'}: ${k === null ? i.message : `Unrecognized key: ${JSON.stringify(k)}`}`;
     }).join('\n');
   });
 }

@@ -16,7 +16,8 @@ import type { AlarmProfileStore, ProfileDocument } from '../alarms/profileStore.
 import { ProfileFileSchema, type AlarmProfile, type Rule, type RulePatch } from '../alarms/rules.js';
 import type { Actor } from '../alarms/types.js';
 import type { AuditRecord, AuditSink } from '../audit/auditLog.js';
-import { REASON_MAX, type FieldIssue } from '../control/requestSchemas.js';
+import { REASON_MAX } from '../control/requestSchemas.js';
+import { ROOT_PATH, sendBadRequest, sendError, zodIssues, type FieldIssue } from '../errors.js';
 
 export interface AlarmProfileRoutesOptions {
   engine: Pick<AlarmEngine, 'currentProfile' | 'rulesOf' | 'updateProfile'>;
@@ -69,29 +70,14 @@ const LimitsBody = z.strictObject({
 // `__proto__` would not survive as a key of the stored document.
 const DeviceParam = z.string().min(1).max(64).refine((id) => id !== '__proto__', 'not a device id');
 
-function issuesOf(error: z.ZodError, root: string[] = []): FieldIssue[] {
-  return error.issues.flatMap((i) => {
-    const keys = i.code === 'unrecognized_keys' ? i.keys : [null];
-    return keys.map((k) => ({
-      path: [...root, ...i.path.map(String), ...(k === null ? [] : [k])].join('.') || '(body)',
-      message: i.message,
-    }));
-  });
-}
-
 /** parseProfile's `path: message` lines, as issues under `root` (the body field the document came in). */
 function profileIssues(errors: string[], root: string | null): FieldIssue[] {
   return errors.flatMap((e) => e.split('\n')).map((line) => {
     const at = line.indexOf(': ');
+    // parseProfile calls the document itself `(root)`: here it is `root`, or the body's root path.
     const path = at < 0 ? '(root)' : line.slice(0, at);
-    const full = root === null ? path : path === '(root)' ? root : `${root}.${path}`;
+    const full = path === '(root)' ? root ?? ROOT_PATH : root === null ? path : `${root}.${path}`;
     return { path: full, message: at < 0 ? line : line.slice(at + 2) };
-  });
-}
-
-function badRequest(reply: FastifyReply, issues: FieldIssue[]): FastifyReply {
-  return reply.code(400).send({
-    error: 'bad_request', message: issues.map((i) => `${i.path}: ${i.message}`).join('; '), issues,
   });
 }
 
@@ -149,9 +135,9 @@ export async function alarmProfileRoutes(app: FastifyInstance, opts: AlarmProfil
       req.log.error({ err, action: c.action }, 'audit unavailable: alarm profile change refused');
       // The audit log refuses an over-long detail with a RangeError: that change is too large, not the trail down.
       if (err instanceof RangeError) {
-        void reply.code(413).send({ error: 'too_large', message: `${err.message}: the change was not made` });
+        void sendError(reply, 'too_large', `${err.message}: the change was not made`);
       } else {
-        void reply.code(503).send({ error: 'audit_unavailable', message: 'the audit trail cannot be written: the change was not made' });
+        void sendError(reply, 'audit_unavailable', 'the audit trail cannot be written: the change was not made');
       }
       return null;
     }
@@ -164,9 +150,7 @@ export async function alarmProfileRoutes(app: FastifyInstance, opts: AlarmProfil
       } catch (auditErr) {
         req.log.error({ err: auditErr, action: c.action }, 'audit append failed');
       }
-      void reply.code(503).send({
-        error: 'not_persisted', message: `the change cannot be written to ${store.file} (${(err as Error).message}): it was not made`,
-      });
+      void sendError(reply, 'not_persisted', `the change cannot be written to ${store.file} (${(err as Error).message}): it was not made`);
       return null;
     }
     engine.updateProfile(c.profile);
@@ -176,16 +160,16 @@ export async function alarmProfileRoutes(app: FastifyInstance, opts: AlarmProfil
 
   app.put('/api/alarms/profile', { bodyLimit: PROFILE_BODY_LIMIT }, async (req, reply) => {
     const body = ProfileBody.safeParse(req.body ?? {});
-    if (!body.success) return badRequest(reply, issuesOf(body.error));
+    if (!body.success) return sendBadRequest(reply, zodIssues(body.error));
     const { profile: document, reason } = body.data;
     // The engine keeps the technical thresholds it was built with: a change accepted now would not be in force.
     if (document.technical !== undefined && Object.keys(document.technical).length > 0) {
-      return badRequest(reply, [{
+      return sendBadRequest(reply, [{
         path: 'profile.technical', message: 'technical thresholds are set at start: change the configured profile and restart',
       }]);
     }
     const resolved = store.resolve(document);
-    if (!resolved.ok) return badRequest(reply, profileIssues(resolved.errors, 'profile'));
+    if (!resolved.ok) return sendBadRequest(reply, profileIssues(resolved.errors, 'profile'));
     const old = store.current();
     const record = commit(req, reply, {
       actor: actorOf(req), device: null, action: 'alarm.profile.change', reason, document, profile: resolved.profile,
@@ -197,28 +181,24 @@ export async function alarmProfileRoutes(app: FastifyInstance, opts: AlarmProfil
 
   app.put<{ Params: { id: string } }>('/api/devices/:id/limits', { bodyLimit: LIMITS_BODY_LIMIT }, async (req, reply) => {
     const device = DeviceParam.safeParse(req.params.id);
-    if (!device.success) return badRequest(reply, issuesOf(device.error, ['params', 'id']));
+    if (!device.success) return sendBadRequest(reply, zodIssues(device.error, ['params', 'id']));
     const body = LimitsBody.safeParse(req.body ?? {});
-    if (!body.success) return badRequest(reply, issuesOf(body.error));
+    if (!body.success) return sendBadRequest(reply, zodIssues(body.error));
     const deviceId = device.data;
     const b = body.data;
     const named = Object.hasOwn(store.base.devices, deviceId) || Object.hasOwn(store.current().devices ?? {}, deviceId);
     if (opts.deviceKnown && !opts.deviceKnown(deviceId) && !named) {
-      return reply.code(404).send({
-        error: 'not_found',
-        message: `no device ${deviceId}: it has never connected to this gateway (a console not yet connected gets its limits in the profile document, PUT /api/alarms/profile)`,
-      });
+      return sendError(reply, 'not_found',
+        `no device ${deviceId}: it has never connected to this gateway (a console not yet connected gets its limits in the profile document, PUT /api/alarms/profile)`);
     }
     const rule = ruleFor(engine, deviceId, b.rule);
-    if (!rule) return reply.code(404).send({ error: 'not_found', message: `no rule ${b.rule} for device ${deviceId}` });
+    if (!rule) return sendError(reply, 'not_found', `no rule ${b.rule} for device ${deviceId}`);
     if (rule.kind === 'detector' || rule.kind === 'stateDuration' || rule.limit === undefined) {
-      return reply.code(409).send({
-        error: 'no_single_limit',
-        message: `${rule.id} (${rule.kind}${rule.kind !== 'detector' && rule.levels ? ', levels' : ''}) has no single limit: change it with PUT /api/alarms/profile`,
-      });
+      return sendError(reply, 'no_single_limit',
+        `${rule.id} (${rule.kind}${rule.kind !== 'detector' && rule.levels ? ', levels' : ''}) has no single limit: change it with PUT /api/alarms/profile`);
     }
     const problem = limitProblem(rule, b.limit);
-    if (problem) return badRequest(reply, [{ path: 'limit', message: problem }]);
+    if (problem) return sendBadRequest(reply, [{ path: 'limit', message: problem }]);
 
     const old = { limit: rule.limit, deadband: rule.deadband, onDelayMs: Math.round(rule.onDelayS * 1000) };
     const next = { limit: b.limit, deadband: b.deadband ?? old.deadband, onDelayMs: b.onDelayMs ?? old.onDelayMs };
@@ -240,7 +220,7 @@ export async function alarmProfileRoutes(app: FastifyInstance, opts: AlarmProfil
       devices: { ...before.devices, [deviceId]: { ...devicePatches, [rule.id]: { ...rulePatch, ...patch } } },
     };
     const resolved = store.resolve(document);
-    if (!resolved.ok) return badRequest(reply, profileIssues(resolved.errors, null));
+    if (!resolved.ok) return sendBadRequest(reply, profileIssues(resolved.errors, null));
 
     const record = commit(req, reply, {
       actor: actorOf(req), device: deviceId, action: 'alarm.limit.change', reason: b.reason, document, profile: resolved.profile,
@@ -260,9 +240,9 @@ export async function alarmProfileRoutes(app: FastifyInstance, opts: AlarmProfil
    */
   app.post('/api/alarms/profile/confirm', async (req, reply) => {
     const body = ConfirmBody.safeParse(req.body ?? {});
-    if (!body.success) return badRequest(reply, issuesOf(body.error));
+    if (!body.success) return sendBadRequest(reply, zodIssues(body.error));
     const problem = store.loadProblem;
-    if (problem === null) return reply.code(409).send({ error: 'nothing_to_confirm', message: 'the stored alarm profile is in force' });
+    if (problem === null) return sendError(reply, 'nothing_to_confirm');
     const actor = actorOf(req);
     let record: AuditRecord;
     try {
@@ -272,7 +252,7 @@ export async function alarmProfileRoutes(app: FastifyInstance, opts: AlarmProfil
       });
     } catch (err) {
       req.log.error({ err }, 'audit unavailable: alarm profile confirmation refused');
-      return reply.code(503).send({ error: 'audit_unavailable', message: 'the audit trail cannot be written: nothing was confirmed' });
+      return sendError(reply, 'audit_unavailable', 'the audit trail cannot be written: nothing was confirmed');
     }
     store.confirm();
     req.log.info({ user: actor.user, auditId: record.id }, 'alarm profile in force confirmed by an engineer');

@@ -10,7 +10,8 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { AnnotationBodySchema, ANNOTATION_QUERY_MAX, AnnotationStats, type AnnotationRefusal, type AnnotationStore } from '../control/annotations.js';
-import { badRequestBody, LimitParam, TimeParam } from '../control/requestSchemas.js';
+import { LimitParam, TimeParam } from '../control/requestSchemas.js';
+import { badRequest, errorBody, sendBadRequest, statusOf, zodIssues, type ErrorBody } from '../errors.js';
 import type { DeviceView } from '../model/deviceHub.js';
 import { actorOf } from './authPlugin.js';
 
@@ -35,26 +36,26 @@ export const annotationRoutes: FastifyPluginAsync<AnnotationRoutesOptions> = asy
   const stats = opts.stats ?? new AnnotationStats();
 
   app.post<{ Params: { id: string } }>('/api/devices/:id/annotations', { bodyLimit: BODY_LIMIT }, async (req, reply) => {
-    const refuse = (reason: AnnotationRefusal, status: 400 | 404, body: Record<string, unknown>) => {
+    const refuse = (reason: AnnotationRefusal, body: ErrorBody) => {
       stats.refuse(reason);
       req.log.warn({ user: actorOf(req).user, device: req.params.id, reason, message: body.message }, 'annotation refused');
-      return reply.code(status).send(body);
+      return reply.code(statusOf(body.error)).send(body);
     };
     const body = AnnotationBodySchema.safeParse(req.body);
     if (!body.success) {
       const control = body.error.issues.some((i) => i.code === 'custom' && (i as { params?: { refusal?: string } }).params?.refusal === 'control_characters');
-      return refuse(control ? 'control_characters' : 'invalid_body', 400, badRequestBody(body.error));
+      return refuse(control ? 'control_characters' : 'invalid_body', badRequest(zodIssues(body.error)));
     }
     const device = opts.devices.get(req.params.id);
-    if (!device) return refuse('unknown_device', 404, { error: 'not_found', message: `no device ${req.params.id}` });
+    if (!device) return refuse('unknown_device', errorBody('not_found', `no device ${req.params.id}`));
     const time = opts.annotations.eventTime(body.data);
     if (!time.ok) {
-      return refuse('time', 400, { error: 'bad_request', message: `t: ${time.message}`, issues: [{ path: 't', message: time.message }] });
+      return refuse('time', badRequest([{ path: 't', message: time.message }]));
     }
     const named = body.data.session;
     if (named !== undefined && named !== device.sessionId && !opts.annotations.sessionRanOn(device.id, named)) {
       const message = `no session ${named} on ${device.id}: an annotation belongs to a session of the console it is posted to`;
-      return refuse('session', 400, { error: 'bad_request', message: `session: ${message}`, issues: [{ path: 'session', message }] });
+      return refuse('session', badRequest([{ path: 'session', message }]));
     }
     const session = named ?? device.sessionId;
     const annotation = opts.annotations.add(device.id, session, time.t, body.data, actorOf(req));
@@ -63,7 +64,7 @@ export const annotationRoutes: FastifyPluginAsync<AnnotationRoutesOptions> = asy
 
   app.get('/api/annotations', async (req, reply) => {
     const q = QuerySchema.safeParse(req.query);
-    if (!q.success) return reply.code(400).send(badRequestBody(q.error, ['query']));
+    if (!q.success) return sendBadRequest(reply, zodIssues(q.error, ['query']));
     const annotations = opts.annotations.query(q.data);
     const adverseEvents = q.data.session ? opts.annotations.adverseEventCounts(q.data.session, q.data.device) : undefined;
     return { annotations, adverseEvents };

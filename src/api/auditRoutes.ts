@@ -5,7 +5,8 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { AUDIT_QUERY_MAX, type AuditLog } from '../audit/auditLog.js';
-import { badRequestBody, LimitParam, TimeParam } from '../control/requestSchemas.js';
+import { LimitParam, TimeParam } from '../control/requestSchemas.js';
+import { sendBadRequest, zodIssues } from '../errors.js';
 
 export interface AuditRoutesOptions {
   audit: Pick<AuditLog, 'query'>;
@@ -22,7 +23,7 @@ const QuerySchema = z.object({
 export const auditRoutes: FastifyPluginAsync<AuditRoutesOptions> = async (app, opts) => {
   app.get('/api/audit', async (req, reply) => {
     const q = QuerySchema.safeParse(req.query);
-    if (!q.success) return reply.code(400).send(badRequestBody(q.error, ['query']));
+    if (!q.success) return sendBadRequest(reply, zodIssues(q.error, ['query']));
     const limit = q.data.limit ?? 1000;
     const records = opts.audit.query({ ...q.data, limit }).map((r) => ({ ...r, time: new Date(r.at).toISOString() }));
     return { records, next: records.length === limit ? records[records.length - 1].id : null };

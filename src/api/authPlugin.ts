@@ -10,6 +10,7 @@
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Actor } from '../alarms/types.js';
+import { sendError } from '../errors.js';
 import type { RateLimiter } from '../auth/rateLimiter.js';
 import { roleAtLeast, type Principal } from '../auth/roles.js';
 import { routeAccess } from '../auth/routeRoles.js';
@@ -34,10 +35,9 @@ export interface AuthPluginOptions {
 
 const WRITE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
-function deny(reply: FastifyReply, status: 401 | 403 | 429, message: string): FastifyReply {
-  const error = status === 401 ? 'unauthorized' : status === 403 ? 'forbidden' : 'too_many_requests';
-  if (status === 401) reply.header('www-authenticate', 'Bearer realm="msc-gateway"');
-  return reply.code(status).send({ error, message });
+function deny(reply: FastifyReply, code: 'unauthorized' | 'forbidden' | 'too_many_requests', message: string): FastifyReply {
+  if (code === 'unauthorized') reply.header('www-authenticate', 'Bearer realm="msc-gateway"');
+  return sendError(reply, code, message);
 }
 
 const plugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) => {
@@ -56,13 +56,13 @@ const plugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) => {
     if (!principal) {
       const reason = token === null ? 'a bearer token is required' : 'unknown token';
       refused(reason);
-      return deny(reply, 401, reason);
+      return deny(reply, 'unauthorized', reason);
     }
     req.principal = principal;
     if (url === undefined) return; // no such route: the not-found handler answers 404 to a known user
     if (access === null || !roleAtLeast(principal.role, access)) {
       req.log.warn({ user: principal.user, role: principal.role, method: req.method, route: url, needs: access ?? 'unlisted' }, 'access denied');
-      return deny(reply, 403, access === null
+      return deny(reply, 'forbidden', access === null
         ? `${req.method} ${url} is not open to any role`
         : `${req.method} ${url} needs role ${access}; ${principal.user} is ${principal.role}`);
     }
@@ -70,7 +70,7 @@ const plugin: FastifyPluginAsync<AuthPluginOptions> = async (app, opts) => {
       const d = opts.limiter.take(principal.user);
       if (!d.ok) {
         reply.header('retry-after', String(Math.ceil(d.retryAfterMs / 1000)));
-        return deny(reply, 429, `rate limit for ${principal.user}: retry in ${d.retryAfterMs} ms`);
+        return deny(reply, 'too_many_requests', `rate limit for ${principal.user}: retry in ${d.retryAfterMs} ms`);
       }
     }
   });

@@ -7,7 +7,8 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { CommandService } from '../control/commandService.js';
-import { badRequestBody, CommandBodySchema } from '../control/requestSchemas.js';
+import { CommandBodySchema } from '../control/requestSchemas.js';
+import { sendBadRequest, sendError, zodIssues } from '../errors.js';
 import { actorOf } from './authPlugin.js';
 
 export interface CommandRoutesOptions {
@@ -20,12 +21,12 @@ const BODY_LIMIT = 4096;
 export const commandRoutes: FastifyPluginAsync<CommandRoutesOptions> = async (app, opts) => {
   app.post<{ Params: { id: string } }>('/api/devices/:id/commands', { bodyLimit: BODY_LIMIT }, async (req, reply) => {
     const body = CommandBodySchema.safeParse(req.body);
-    if (!body.success) return reply.code(400).send(badRequestBody(body.error));
+    if (!body.success) return sendBadRequest(reply, zodIssues(body.error));
     const res = await opts.commands.execute(req.params.id, body.data, actorOf(req));
     if (!res.ok) {
       const path = res.code === 'wrong_state' ? 'verb' : 'args';
-      const issues = res.status === 400 ? [{ path, message: res.detail }] : undefined;
-      return reply.code(res.status).send({ error: res.code, message: res.detail, issues });
+      // A refusal of the command's content (malformed, out_of_limits, wrong_state) names the field like a bad body.
+      return sendError(reply, res.code, res.detail, res.status === 400 ? [{ path, message: res.detail }] : undefined);
     }
     return { cmdId: res.cmdId, result: res.result, detail: res.detail, tries: res.tries };
   });

@@ -5,7 +5,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { badRequestBody, LimitParam, TimeParam } from '../control/requestSchemas.js';
+import { LimitParam, TimeParam } from '../control/requestSchemas.js';
+import { sendBadRequest, sendError, zodIssues } from '../errors.js';
 import type { HistoryService } from '../storage/history.js';
 import { StorageUnavailableError } from '../storage/types.js';
 
@@ -45,18 +46,17 @@ export async function historyRoutes(app: FastifyInstance, opts: HistoryRoutesOpt
   const now = opts.now ?? Date.now;
   app.get<{ Params: { id: string } }>('/api/devices/:id/telemetry', async (req, reply) => {
     const parsed = QuerySchema.safeParse(req.query);
-    if (!parsed.success) return reply.code(400).send(badRequestBody(parsed.error, ['query']));
+    if (!parsed.success) return sendBadRequest(reply, zodIssues(parsed.error, ['query']));
     const q = parsed.data;
     const to = q.to ?? (q.from !== undefined ? q.from + DEFAULT_SPAN_MS : now());
     const from = q.from ?? to - DEFAULT_SPAN_MS;
-    const issue = (path: string, message: string) =>
-      reply.code(400).send({ error: 'bad_request', message: `${path}: ${message}`, issues: [{ path, message }] });
+    const issue = (path: string, message: string) => sendBadRequest(reply, [{ path, message }]);
     if (from >= to) return issue('query.to', 'must be after from');
     if (q.every !== undefined && (to - from) / q.every > MAX_BUCKETS) {
       return issue('query.every', `too fine for the range: at most ${MAX_BUCKETS} buckets`);
     }
     if (opts.deviceKnown && !opts.deviceKnown(req.params.id)) {
-      return reply.code(404).send({ error: 'not_found', message: `no device ${req.params.id}: it has never connected to this gateway` });
+      return sendError(reply, 'not_found', `no device ${req.params.id}: it has never connected to this gateway`);
     }
     try {
       const r = await opts.history.telemetry(req.params.id, { from, to, channels: q.channels, everyMs: q.every, limit: q.limit });
@@ -66,7 +66,7 @@ export async function historyRoutes(app: FastifyInstance, opts: HistoryRoutesOpt
       };
     } catch (err) {
       if (err instanceof StorageUnavailableError) {
-        return reply.code(503).send({ error: 'storage_unavailable', message: err.message });
+        return sendError(reply, 'storage_unavailable', err.message);
       }
       throw err;
     }

@@ -2,8 +2,9 @@
  * HTTP API factory: built apart from listen, so tests use inject().
  * Feature routes (alarms, history, commands, …) are registered by the parts that own them.
  */
-import { storageUnavailableReason } from '../storage/types.js';
 import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
+import { badRequest, codeForStatus, errorBody, GatewayError, ROOT_PATH, sendError } from '../errors.js';
+import { storageUnavailableReason } from '../storage/types.js';
 import type { Logger } from '../log.js';
 import type { DeviceView } from '../model/deviceHub.js';
 
@@ -57,7 +58,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   if (deps.loopbackOnly ?? true) {
     app.addHook('onRequest', async (req, reply) => {
       if (req.url === '/healthz' || LOOPBACK.test(req.ip)) return;
-      return reply.code(403).send({ error: 'forbidden', message: 'device data is served on loopback only' });
+      return sendError(reply, 'forbidden', 'device data is served on loopback only');
     });
   }
 
@@ -67,18 +68,31 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     return payload;
   });
 
-  app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, _req, reply) => {
+  // The one error handler of the API (plugins do not set their own): every thrown error leaves as the
+  // catalogue's body shape (src/errors.ts).
+  app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
+    if (err instanceof GatewayError) {
+      if (err.status >= 500) app.log.error({ err, details: err.details }, 'request failed');
+      return reply.code(err.status).send(err.body);
+    }
     // A journal that cannot be read or written is one answer on every route: 503 with the reason, never a 500.
     const storage = storageUnavailableReason(err);
     if (storage !== null) {
       app.log.warn({ err: storage }, 'request refused: storage unavailable');
-      return reply.code(503).send({ error: 'storage_unavailable', message: storage });
+      return sendError(reply, 'storage_unavailable', storage);
     }
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
-    if (status >= 500) app.log.error({ err }, 'request failed');
-    return reply.code(status).send({ error: status >= 500 ? 'internal' : 'bad_request', message: err.message });
+    if (status >= 500) {
+      // A fault's text can name tables, files or SQL: it goes to the log, not to the client.
+      app.log.error({ err }, 'request failed');
+      return reply.code(status).send(errorBody('internal'));
+    }
+    // fastify's own refusals: a body that is not JSON, too large, of an unsupported type.
+    const code = codeForStatus(status);
+    if (code === 'bad_request') return reply.code(status).send(badRequest([{ path: ROOT_PATH, message: err.message }]));
+    return reply.code(status).send(errorBody(code, err.message));
   });
-  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` }));
+  app.setNotFoundHandler((req, reply) => sendError(reply, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`));
 
   // Open (probes carry no token); the full report only to a valid token of any role (the auth plugin sets it).
   app.get('/healthz', async (req, reply) => {
@@ -90,7 +104,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
   app.get<{ Params: { id: string } }>('/api/devices/:id', async (req, reply) => {
     const d = deps.devices.get(req.params.id);
-    if (!d) return reply.code(404).send({ error: 'not_found', message: `no device ${req.params.id}` });
+    if (!d) return sendError(reply, 'not_found', `no device ${req.params.id}`);
     return d;
   });
 

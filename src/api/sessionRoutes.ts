@@ -7,11 +7,11 @@
 import { createReadStream } from 'node:fs';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { z } from 'zod';
-import { badRequestBody, LimitParam, TimeParam } from '../control/requestSchemas.js';
+import { LimitParam, TimeParam } from '../control/requestSchemas.js';
+import { sendBadRequest, sendError, zodIssues } from '../errors.js';
 import { SESSION_ID_RE } from '../protocol/commands.js';
 import type { SessionService } from '../sessions/service.js';
 import { PARTICIPANT_CODE_RE } from '../sessions/types.js';
-import { StorageUnavailableError } from '../storage/types.js';
 import { actorOf } from './authPlugin.js';
 
 export interface SessionRoutesOptions {
@@ -46,21 +46,14 @@ export const MAX_EXPORT_BUCKETS = 1_000_000;
 export const sessionRoutes: FastifyPluginAsync<SessionRoutesOptions> = async (app, opts) => {
   const sessions = opts.sessions;
 
-  app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
-    if (err instanceof StorageUnavailableError) return reply.code(503).send({ error: 'storage_unavailable', message: err.message });
-    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
-    if (status >= 500) app.log.error({ err }, 'session request failed');
-    return reply.code(status).send({ error: status >= 500 ? 'internal' : 'bad_request', message: err.message });
-  });
-
   const lookup = (id: string, device: string | undefined, reply: FastifyReply) => {
     if (!SESSION_ID_RE.test(id)) {
-      void reply.code(400).send({ error: 'bad_request', message: 'id: a session id is 1-32 of [A-Za-z0-9-] (ICD §1 START)' });
+      void sendBadRequest(reply, [{ path: 'params.id', message: 'a session id is 1-32 of [A-Za-z0-9-] (ICD §1 START)' }]);
       return null;
     }
     const found = sessions.find(id, device);
     if (!found.ok) {
-      void reply.code(found.status).send({ error: found.status === 404 ? 'not_found' : 'ambiguous', message: found.message });
+      void sendError(reply, found.status === 404 ? 'not_found' : 'ambiguous', found.message);
       return null;
     }
     return found.record;
@@ -68,13 +61,13 @@ export const sessionRoutes: FastifyPluginAsync<SessionRoutesOptions> = async (ap
 
   app.get('/api/sessions', async (req, reply) => {
     const q = ListQuery.safeParse(req.query);
-    if (!q.success) return reply.code(400).send(badRequestBody(q.error, ['query']));
+    if (!q.success) return sendBadRequest(reply, zodIssues(q.error, ['query']));
     return { sessions: sessions.list(q.data) };
   });
 
   const summary = async (req: { params: { id: string }; query: unknown }, reply: FastifyReply) => {
     const q = OneQuery.safeParse(req.query);
-    if (!q.success) return reply.code(400).send(badRequestBody(q.error, ['query']));
+    if (!q.success) return sendBadRequest(reply, zodIssues(q.error, ['query']));
     const record = lookup(req.params.id, q.data.device, reply);
     if (!record) return reply;
     return { record, summary: await sessions.summary(record) };
@@ -84,13 +77,13 @@ export const sessionRoutes: FastifyPluginAsync<SessionRoutesOptions> = async (ap
 
   app.get<Params>('/api/sessions/:id/export', async (req, reply) => {
     const q = ExportQuery.safeParse(req.query);
-    if (!q.success) return reply.code(400).send(badRequestBody(q.error, ['query']));
+    if (!q.success) return sendBadRequest(reply, zodIssues(q.error, ['query']));
     const record = lookup(req.params.id, q.data.device, reply);
     if (!record) return reply;
     // Buckets are held in memory while written: bound them (raw samples are streamed page by page instead).
     const spanMs = (record.endedAt ?? Date.now()) - record.startedAt;
     if (q.data.every !== undefined && spanMs / q.data.every > MAX_EXPORT_BUCKETS) {
-      return reply.code(400).send({ error: 'bad_request', message: `query.every: too fine for this session: at most ${MAX_EXPORT_BUCKETS} buckets` });
+      return sendBadRequest(reply, [{ path: 'query.every', message: `too fine for this session: at most ${MAX_EXPORT_BUCKETS} buckets` }]);
     }
     const file = await sessions.export(record, { format: q.data.format, everyMs: q.data.every });
     const body = createReadStream(file.path);
@@ -105,11 +98,14 @@ export const sessionRoutes: FastifyPluginAsync<SessionRoutesOptions> = async (ap
 
   app.put<Params>('/api/sessions/:id/participant', { bodyLimit: 4 * 1024 }, async (req, reply) => {
     const body = ParticipantBody.safeParse(req.body);
-    if (!body.success) return reply.code(400).send(badRequestBody(body.error));
+    if (!body.success) return sendBadRequest(reply, zodIssues(body.error));
     const record = lookup(req.params.id, body.data.device, reply);
     if (!record) return reply;
     const result = sessions.setParticipant(record, body.data.code, body.data.reason, actorOf(req));
-    if (!result.ok) return reply.code(result.status).send({ error: result.status === 503 ? 'storage_unavailable' : 'bad_request', message: result.message });
+    if (!result.ok) {
+      if (result.status === 400) return sendBadRequest(reply, [{ path: 'code', message: result.message.replace(/^code: /, '') }]);
+      return sendError(reply, result.status === 503 ? 'storage_unavailable' : 'not_found', result.message);
+    }
     return result.record;
   });
 };

@@ -10,7 +10,8 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
-import { badRequestBody, LimitParam, TimeParam } from '../control/requestSchemas.js';
+import { LimitParam, TimeParam } from '../control/requestSchemas.js';
+import { sendBadRequest, sendError, zodIssues } from '../errors.js';
 import type { ReplayService } from '../live/replay.js';
 import type { ChannelValues } from '../protocol/types.js';
 import type { Journal } from '../storage/journal.js';
@@ -82,7 +83,7 @@ export async function webRoutes(app: FastifyInstance, opts: WebRoutesOptions): P
   const assets = loadAssets(opts.webRoot ?? join(packageRoot(), 'dist', 'web'));
   const { replay, journal } = opts;
   const unknownDevice = (id: string, reply: FastifyReply): FastifyReply | null =>
-    opts.deviceKnown && !opts.deviceKnown(id) ? reply.code(404).send({ error: 'not_found', message: `no device ${id}: it has never connected to this gateway` }) : null;
+    opts.deviceKnown && !opts.deviceKnown(id) ? sendError(reply, 'not_found', `no device ${id}: it has never connected to this gateway`) : null;
 
   const sendAsset = (reply: FastifyReply, path: string) => {
     const a = assets.get(path);
@@ -98,7 +99,7 @@ export async function webRoutes(app: FastifyInstance, opts: WebRoutesOptions): P
   app.get('/favicon.ico', async (_req, reply) => sendAsset(reply, 'assets/favicon.svg'));
   app.get<{ Params: { '*': string } }>('/assets/*', async (req, reply) => {
     const rel = req.params['*'];
-    if (rel.includes('..')) return reply.code(404).send({ error: 'not_found', message: 'no such asset' });
+    if (rel.includes('..')) return sendError(reply, 'not_found', 'no such asset');
     return sendAsset(reply, `assets/${rel}`);
   });
 
@@ -114,9 +115,9 @@ export async function webRoutes(app: FastifyInstance, opts: WebRoutesOptions): P
   /** Alarm transitions of a console (newest first), optionally of one session: the screens' alarm history. */
   app.get<{ Params: { id: string } }>('/api/devices/:id/alarm-history', async (req, reply) => {
     const q = AlarmHistoryQuery.safeParse(req.query);
-    if (!q.success) return reply.code(400).send(badRequestBody(q.error, ['query']));
+    if (!q.success) return sendBadRequest(reply, zodIssues(q.error, ['query']));
     if (unknownDevice(req.params.id, reply)) return reply;
-    if (!journal) return reply.code(503).send({ error: 'storage_unavailable', message: 'no journal' });
+    if (!journal) return sendError(reply, 'storage_unavailable', 'no journal');
     const from = q.data.from ?? 0;
     const to = q.data.to ?? 8.64e15;
     let list = journal.alarms(req.params.id, { from, to }, 100_000);
@@ -131,11 +132,11 @@ export async function webRoutes(app: FastifyInstance, opts: WebRoutesOptions): P
    */
   app.get<{ Params: { id: string } }>('/api/devices/:id/telemetry.csv', async (req, reply) => {
     const q = RangeQuery.safeParse(req.query);
-    if (!q.success) return reply.code(400).send(badRequestBody(q.error, ['query']));
+    if (!q.success) return sendBadRequest(reply, zodIssues(q.error, ['query']));
     const { from, to } = q.data;
-    if (from >= to) return reply.code(400).send({ error: 'bad_request', message: 'query.to: must be after from', issues: [{ path: 'query.to', message: 'must be after from' }] });
+    if (from >= to) return sendBadRequest(reply, [{ path: 'query.to', message: 'must be after from' }]);
     if (unknownDevice(req.params.id, reply)) return reply;
-    if (!replay.source) return reply.code(503).send({ error: 'storage_unavailable', message: 'no journal or InfluxDB' });
+    if (!replay.source) return sendError(reply, 'storage_unavailable', 'no journal or InfluxDB');
     const named = q.data.channels?.split(',').map((c) => c.trim()).filter((c) => /^[A-Za-z0-9_]{1,32}$/.test(c));
     const channels = named && named.length > 0 ? named : (journal?.knownChannels(req.params.id) ?? []);
     const device = req.params.id;

@@ -12,6 +12,7 @@
 import { randomInt } from 'node:crypto';
 import type { Actor } from '../alarms/types.js';
 import type { EventBus } from '../bus.js';
+import { statusOf, type ErrorCode } from '../errors.js';
 import type { AuditEntry, AuditSink } from '../audit/auditLog.js';
 import type { Logger } from '../log.js';
 import type { DeviceLink, DeviceSnapshot } from '../model/types.js';
@@ -22,8 +23,8 @@ import { keepAliveClock, type Clock } from '../util/clock.js';
 
 /** `conflict`: the console's answers contradicted each other; its state must be checked at the console. */
 export type CommandResult = AckResult | 'TIMEOUT' | 'conflict';
-export type RefusalCode =
-  | 'malformed' | 'out_of_limits' | 'wrong_state' | 'unknown_device' | 'link_lost' | 'audit_unavailable';
+export type RefusalCode = Extract<ErrorCode,
+  'malformed' | 'out_of_limits' | 'wrong_state' | 'unknown_device' | 'link_lost' | 'audit_unavailable'>;
 
 export interface CommandRequest {
   verb: string;
@@ -34,7 +35,7 @@ export interface CommandRequest {
 /** `ok: true`: the command went out (result says what came back); `ok: false`: nothing was sent. */
 export type CommandResponse =
   | { ok: true; cmdId: string; result: CommandResult; detail: string; tries: number }
-  | { ok: false; status: 400 | 404 | 409 | 503; code: RefusalCode; detail: string };
+  | { ok: false; status: number; code: RefusalCode; detail: string };
 
 export interface CommandServiceOptions {
   bus: EventBus;
@@ -153,14 +154,14 @@ export class CommandService {
     const snap = this.opts.hub.get(deviceId);
     const session = snap?.sessionId ?? null;
     const base = { user: actor.user, role: actor.role, device: deviceId, session };
-    const refuse = (status: 400 | 404 | 409 | 503, code: RefusalCode, detail: string): CommandResponse => {
+    const refuse = (code: RefusalCode, detail: string): CommandResponse => {
       this.counters.refused++;
       this.tryAudit({ ...base, action: 'command.requested', outcome: 'refused',
         detail: { verb: req.verb, args: req.args, reason, refusal: code, why: detail } });
-      return { ok: false, status, code, detail };
+      return { ok: false, status: statusOf(code), code, detail };
     };
-    if (this.stopped) return refuse(409, 'link_lost', 'the gateway is stopping');
-    if (!snap) return refuse(404, 'unknown_device', `no device ${deviceId}`);
+    if (this.stopped) return refuse('link_lost', 'the gateway is stopping');
+    if (!snap) return refuse('unknown_device', `no device ${deviceId}`);
 
     const setpoints: Partial<Record<SetpointChannel, number | null>> = {};
     for (const [ch, key] of Object.entries(SETPOINT_KEYS) as Array<[SetpointChannel, string]>) {
@@ -172,17 +173,17 @@ export class CommandService {
     // Limits first, whatever the state (checkCommand reports wrong_state before out_of_limits): an
     // out-of-limit value is never sent.
     const check = checkCommand(raw, { state: null, setpoints });
-    if (!check.ok) return refuse(400, check.code, check.detail);
+    if (!check.ok) return refuse(check.code, check.detail);
     // ICD §1 makes the device the judge of its state ("REJ not allowed now") and issue 5 expects "REJ for
     // out-of-state" from it. Safe reading: the gateway's view of the state can be a frame old, and refusing a
     // PAUSE or END on a stale view could hold back an urgent stop, so a command the gateway expects to be
     // refused still goes out and the device's REJ is the answer; the expectation is audited beside it.
     const stateCheck = checkCommand(raw, { state: snap.state, setpoints });
     const expectedRej = !stateCheck.ok && stateCheck.code === 'wrong_state' ? stateCheck.detail : null;
-    if (expectedRej && this.opts.refuseWrongState) return refuse(400, 'wrong_state', expectedRej);
+    if (expectedRej && this.opts.refuseWrongState) return refuse('wrong_state', expectedRej);
     const link = this.opts.hub.linkOf(deviceId);
     if (!link || snap.link !== 'connected') {
-      return refuse(409, 'link_lost', `device ${deviceId} link is ${snap.link}${snap.linkReason ? ` (${snap.linkReason})` : ''}: nothing sent`);
+      return refuse('link_lost', `device ${deviceId} link is ${snap.link}${snap.linkReason ? ` (${snap.linkReason})` : ''}: nothing sent`);
     }
 
     const cmd = check.cmd;
@@ -194,7 +195,7 @@ export class CommandService {
       // Part 11: an action that cannot be recorded is not taken.
       this.opts.logger.error({ err, device: deviceId }, 'audit unavailable; command not sent');
       this.counters.refused++;
-      return { ok: false, status: 503, code: 'audit_unavailable', detail: 'the audit trail cannot be written; nothing sent' };
+      return { ok: false, status: statusOf('audit_unavailable'), code: 'audit_unavailable', detail: 'the audit trail cannot be written; nothing sent' };
     }
     return this.run(deviceId, cmd, actor, session);
   }

@@ -1,6 +1,7 @@
 /**
  * Request bodies of the control API, validated with zod (issue 5): a bad body is a 400 naming each offending
- * field path, and nothing reaches the device. Shared by the HTTP routes and the live stream.
+ * field path (src/errors.ts formats them), and nothing reaches the device. Shared by the HTTP routes and the
+ * live stream.
  */
 import { z } from 'zod';
 import { COMMAND_VERBS } from '../protocol/types.js';
@@ -14,24 +15,6 @@ export const CommandBodySchema = z.object({
   reason: z.string().max(REASON_MAX).nullish(),
 }).strict();
 export type CommandBody = z.infer<typeof CommandBodySchema>;
-
-export interface FieldIssue {
-  path: string;
-  message: string;
-}
-
-export function fieldIssues(error: z.ZodError, root: string[] = []): FieldIssue[] {
-  return error.issues.map((i) => ({
-    path: [...root, ...i.path.map(String)].join('.') || '(body)',
-    message: i.message,
-  }));
-}
-
-/** The `{error, message, issues}` body of a 400. */
-export function badRequestBody(error: z.ZodError, root: string[] = []): { error: 'bad_request'; message: string; issues: FieldIssue[] } {
-  const issues = fieldIssues(error, root);
-  return { error: 'bad_request', message: issues.map((i) => `${i.path}: ${i.message}`).join('; '), issues };
-}
 
 /** A time in a query string: epoch milliseconds, or ISO 8601 with an offset (`2026-01-05T10:00:00Z`). */
 export const TimeParam = z.string().transform((s, ctx) => {

@@ -23,8 +23,10 @@ import type { Authenticator } from '../auth/tokenStore.js';
 import type { UnauthorizedLog } from '../auth/unauthorizedLog.js';
 import type { EventBus } from '../bus.js';
 import type { CommandService } from '../control/commandService.js';
+import { ERRORS, issuesText, statusOf, zodIssues, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { DeviceView } from '../model/deviceHub.js';
+import { storageUnavailableReason } from '../storage/types.js';
 import { LiveClient, type DisconnectReason, type FlowLimits, type Frame } from './liveClient.js';
 import * as M from './messages.js';
 import { DEFAULT_SNAPSHOT_LIMITS, SnapshotPump, type SnapshotLimits } from './snapshotPump.js';
@@ -76,6 +78,11 @@ const DEFAULT_FLOW: FlowLimits = { softBytes: 256 * 1024, lowBytes: 64 * 1024, h
 const DEFAULT_SUBSCRIBE_RATE = { burst: 5, perSecond: 0.5 };
 /** Snapshots not yet fully sent, per connection: a further subscribe waits until they are read. */
 const MAX_QUEUED_SNAPSHOTS = 4;
+
+/** A refused command's `commandResult` fields: the HTTP route's status, code and message. */
+function commandRefusal(code: ErrorCode, message: string): { status: number; error: ErrorCode; message: string } {
+  return { status: statusOf(code), error: code, message };
+}
 
 type UpgradeRefusal = 'unauthorized' | 'forbidden' | 'origin' | 'busy' | 'busy_unauthenticated';
 const WS_ACCESS = routeAccess('GET', '/ws');
@@ -168,13 +175,13 @@ export class LiveHub {
     const path = (req.url ?? '').split('?')[0];
     if (path !== (this.opts.path ?? '/ws')) {
       // Nobody else serves upgrades on this server: answer instead of leaving the socket hanging.
-      if (this.server && this.server.listenerCount('upgrade') === 1) rejectUpgrade(socket, 404, 'not_found', 'no WebSocket here');
+      if (this.server && this.server.listenerCount('upgrade') === 1) rejectUpgrade(socket, 'not_found', 'no WebSocket here');
       return;
     }
     // A page on another origin is refused before its token is even looked at. No Origin: not a browser.
     if (!originAllowed(req, this.allowedOrigins)) {
       this.opts.logger.debug({ origin: String(req.headers.origin).slice(0, 200), host: req.headers.host }, 'live stream: foreign origin refused');
-      return this.reject(socket, 'origin', 403, 'forbidden_origin', 'WebSocket from another origin (http.allowedOrigins)');
+      return this.reject(socket, 'origin', 'forbidden_origin', 'WebSocket from another origin (http.allowedOrigins)');
     }
     const token = upgradeToken(req);
     const source = req.socket.remoteAddress;
@@ -183,14 +190,14 @@ export class LiveHub {
       principal = this.opts.tokens.authenticate(token);
       if (!principal) {
         this.refused(source, 'unknown token');
-        return this.reject(socket, 'unauthorized', 401, 'unauthorized', 'unknown token');
+        return this.reject(socket, 'unauthorized', 'unauthorized', 'unknown token');
       }
       if (WS_ACCESS === null || WS_ACCESS === 'open' || !roleAtLeast(principal.role, WS_ACCESS)) {
-        return this.reject(socket, 'forbidden', 403, 'forbidden', 'the live stream needs role viewer');
+        return this.reject(socket, 'forbidden', 'forbidden', 'the live stream needs role viewer');
       }
-      if (this.authenticatedCount >= (this.opts.maxClients ?? 500)) return this.reject(socket, 'busy', 503, 'busy', 'too many live clients');
+      if (this.authenticatedCount >= (this.opts.maxClients ?? 500)) return this.reject(socket, 'busy', 'busy', 'too many live clients');
     } else if (this.unauthenticated.size >= (this.opts.maxUnauthenticated ?? 32)) {
-      return this.reject(socket, 'busy_unauthenticated', 503, 'busy',
+      return this.reject(socket, 'busy_unauthenticated', 'busy',
         'too many connections waiting to authenticate; send the token on the upgrade (Authorization header or bearer subprotocol)');
     }
     this.wss?.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, principal, source));
@@ -200,9 +207,9 @@ export class LiveHub {
     this.opts.unauthorized?.record({ transport: 'ws', source, reason, route: this.opts.path ?? '/ws' });
   }
 
-  private reject(socket: Duplex, reason: UpgradeRefusal, status: number, error: string, message: string): void {
+  private reject(socket: Duplex, reason: UpgradeRefusal, error: ErrorCode, message: string): void {
     this.rejectedUpgrades[reason]++;
-    rejectUpgrade(socket, status, error, message);
+    rejectUpgrade(socket, error, message);
   }
 
   private onConnection(ws: WebSocket, principal: Principal | null, source: string | undefined): void {
@@ -216,8 +223,10 @@ export class LiveHub {
         this.onMessage(client, data as Buffer, isBinary);
       } catch (err) {
         this.opts.logger.error({ err, user: client.principal?.user }, 'live stream: handling a client message failed');
-        const unavailable = (err as { code?: string }).code === 'STORAGE_UNAVAILABLE';
-        this.clientError(client, unavailable ? 'storage_unavailable' : 'internal', (err as Error).message);
+        // As over HTTP: a storage outage says why; a fault's own text stays in the log.
+        const storage = storageUnavailableReason(err);
+        if (storage !== null) this.clientError(client, 'storage_unavailable', storage);
+        else this.clientError(client, 'internal', ERRORS.internal.message);
       }
     });
     ws.on('error', (err) => this.opts.logger.debug({ client: client.id, err: err.message }, 'live client socket error'));
@@ -248,7 +257,7 @@ export class LiveHub {
     }));
   }
 
-  private clientError(client: LiveClient, code: string, message: string, id?: unknown, extra?: Record<string, unknown>): void {
+  private clientError(client: LiveClient, code: ErrorCode, message: string, id?: unknown, extra?: Parameters<typeof M.errorMessage>[3]): void {
     this.clientErrors[code] = (this.clientErrors[code] ?? 0) + 1;
     client.sendPriority(M.errorMessage(code, message, id, extra));
   }
@@ -268,7 +277,7 @@ export class LiveHub {
       if (type === 'command') {
         client.sendPriority(JSON.stringify({
           type: 'commandResult', id: typeof id === 'string' || typeof id === 'number' ? id : undefined,
-          status: 401, error: 'unauthorized', message: 'token revoked',
+          ...commandRefusal('unauthorized', 'token revoked'),
         }));
       }
       return this.disconnect(client, 'revoked', 4401, 'token revoked');
@@ -285,9 +294,10 @@ export class LiveHub {
     if (!parsed.success) {
       const type = (json as { type?: unknown } | null)?.type;
       const known = typeof type === 'string' && Object.hasOwn(WS_MESSAGE_ROLES, type);
-      const detail = parsed.error.issues.map((i) => `${i.path.join('.') || '(message)'}: ${i.message}`).join('; ');
-      return this.clientError(client, known ? 'invalid_message' : 'unknown_type', known ? detail : `unknown message type ${JSON.stringify(type)}`,
-        (json as { id?: unknown } | null)?.id);
+      const id = (json as { id?: unknown } | null)?.id;
+      if (!known) return this.clientError(client, 'unknown_type', `unknown message type ${JSON.stringify(type)}`, id);
+      const issues = zodIssues(parsed.error);
+      return this.clientError(client, 'invalid_message', issuesText(issues), id, { issues });
     }
     const msg = parsed.data;
     if (msg.type === 'auth') return this.onAuth(client, msg.token);
@@ -295,7 +305,7 @@ export class LiveHub {
     const needs = WS_MESSAGE_ROLES[msg.type];
     if (needs && !roleAtLeast(client.principal.role, needs)) {
       if (msg.type === 'command') {
-        return client.sendPriority(JSON.stringify({ type: 'commandResult', id: msg.id, status: 403, error: 'forbidden', message: `commands need role ${needs}` }));
+        return client.sendPriority(JSON.stringify({ type: 'commandResult', id: msg.id, ...commandRefusal('forbidden', `commands need role ${needs}`) }));
       }
       return this.clientError(client, 'forbidden', `${msg.type} needs role ${needs}`);
     }
@@ -364,16 +374,16 @@ export class LiveHub {
   private async onCommand(client: LiveClient, msg: Extract<M.ClientMessage, { type: 'command' }>): Promise<void> {
     const principal = client.principal!;
     const reply = (body: Record<string, unknown>) => client.sendPriority(JSON.stringify({ type: 'commandResult', id: msg.id, ...body }));
-    if (!this.opts.commands) return reply({ status: 503, error: 'unavailable', message: 'commands are not enabled' });
+    if (!this.opts.commands) return reply(commandRefusal('unavailable', 'commands are not enabled'));
     const rate = this.opts.limiter?.take(principal.user);
-    if (rate && !rate.ok) return reply({ status: 429, error: 'too_many_requests', message: `retry in ${rate.retryAfterMs} ms` });
+    if (rate && !rate.ok) return reply(commandRefusal('too_many_requests', `retry in ${rate.retryAfterMs} ms`));
     try {
       const res = await this.opts.commands.execute(msg.device, { verb: msg.verb, args: msg.args, reason: msg.reason }, principal);
       if (res.ok) reply({ status: 200, cmdId: res.cmdId, result: res.result, detail: res.detail, tries: res.tries });
-      else reply({ status: res.status, error: res.code, message: res.detail });
+      else reply(commandRefusal(res.code, res.detail));
     } catch (err) {
       this.opts.logger.error({ err, device: msg.device }, 'live command failed');
-      reply({ status: 500, error: 'internal', message: 'command failed in the gateway' });
+      reply(commandRefusal('internal', 'command failed in the gateway'));
     }
   }
 

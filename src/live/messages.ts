@@ -6,6 +6,7 @@ import { z } from 'zod';
 import type { AlarmInstance, AlarmTransition } from '../alarms/types.js';
 import type { BusEvents, DeviceEvent, LinkChange, StateChange, TelemetrySample } from '../bus.js';
 import { CommandBodySchema } from '../control/requestSchemas.js';
+import type { ErrorCode, FieldIssue } from '../errors.js';
 import type { DeviceSnapshot } from '../model/types.js';
 import { isValidDeviceId } from '../protocol/types.js';
 
@@ -84,6 +85,10 @@ export function conflatedMessage(active: boolean, devices: string[], dropped?: n
   return JSON.stringify({ type: 'conflated', active, devices, dropped });
 }
 
-export function errorMessage(code: string, message: string, id?: unknown, extra?: Record<string, unknown>): string {
+/**
+ * `{"type":"error","code","message","issues"?,"id"?}`: the codes and the issue format are the HTTP API's
+ * (src/errors.ts), so a client reads a refused live message the way it reads a refused request.
+ */
+export function errorMessage(code: ErrorCode, message: string, id?: unknown, extra?: { issues?: FieldIssue[]; retryAfterMs?: number }): string {
   return JSON.stringify({ type: 'error', code, message, id, ...extra });
 }

@@ -10,6 +10,7 @@
 import { z } from 'zod';
 import type { StateChange } from '../bus.js';
 import type { Annotation, AnnotationQuery } from '../control/annotations.js';
+import { issuesText, zodIssues, type ErrorCode, type FieldIssue } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ChannelValues } from '../protocol/types.js';
 import type { HistoryService } from '../storage/history.js';
@@ -150,7 +151,7 @@ export class ReplayService {
     const action = (json as { action?: unknown }).action;
     if (action === undefined || action === 'start') return this.begin(client, json);
     const parsed = ControlSchema.safeParse(json);
-    if (!parsed.success) return this.error(client, 'invalid_message', issues(parsed.error), (json as { id?: unknown }).id);
+    if (!parsed.success) return this.invalid(client, parsed.error, (json as { id?: unknown }).id);
     const msg = parsed.data;
     const r = this.replays.get(client);
     if (!r) return this.error(client, 'no_replay', 'no replay is running on this connection', msg.id);
@@ -174,7 +175,7 @@ export class ReplayService {
 
   private begin(client: LiveClient, json: unknown): void {
     const parsed = StartSchema.safeParse(json);
-    if (!parsed.success) return this.error(client, 'invalid_message', issues(parsed.error), (json as { id?: unknown }).id);
+    if (!parsed.success) return this.invalid(client, parsed.error, (json as { id?: unknown }).id);
     const msg = parsed.data;
     const source = this.source;
     if (!source) return this.error(client, 'unavailable', 'replay needs the journal or InfluxDB', msg.id);
@@ -345,8 +346,14 @@ export class ReplayService {
     r.client.sendPriority(JSON.stringify({ type: 'replay', ...body, replay: true, replayId: r.replayId }));
   }
 
-  private error(client: LiveClient, error: string, message: string, id?: unknown): void {
-    client.sendPriority(JSON.stringify({ type: 'replay', status: 'error', replay: true, error, message, id }));
+  private error(client: LiveClient, error: ErrorCode, message: string, id?: unknown, issues?: FieldIssue[]): void {
+    client.sendPriority(JSON.stringify({ type: 'replay', status: 'error', replay: true, error, message, issues, id }));
+  }
+
+  /** The live stream's issue format (src/errors.ts), beside the replay's own fields. */
+  private invalid(client: LiveClient, error: z.ZodError, id: unknown): void {
+    const issues = zodIssues(error);
+    this.error(client, 'invalid_message', issuesText(issues), id, issues);
   }
 }
 
@@ -354,8 +361,4 @@ function countDue(queue: ReplaySample[], due: number): number {
   let n = 0;
   while (n < queue.length && queue[n].t <= due) n++;
   return n;
-}
-
-function issues(error: z.ZodError): string {
-  return error.issues.map((i) => `${i.path.join('.') || '(message)'}: ${i.message}`).join('; ');
 }

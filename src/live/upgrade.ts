@@ -5,6 +5,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { bearerToken } from '../auth/tokenHash.js';
+import { errorBody, statusOf, type ErrorCode } from '../errors.js';
 import { BEARER_PROTOCOL_PREFIX, LIVE_PROTOCOL } from './messages.js';
 
 /** `Authorization: Bearer TOKEN`, else a `bearer.TOKEN` subprotocol (browsers cannot set headers), else null. */
@@ -60,8 +61,10 @@ export function normaliseOrigin(text: string): string | null {
   }
 }
 
-export function rejectUpgrade(socket: Duplex, status: number, error: string, message: string): void {
-  const body = JSON.stringify({ error, message });
+/** The HTTP API's error body and status (src/errors.ts), written on the raw socket. */
+export function rejectUpgrade(socket: Duplex, error: ErrorCode, message: string): void {
+  const status = statusOf(error);
+  const body = JSON.stringify(errorBody(error, message));
   const reason = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable' }[status] ?? 'Error';
   const extra = status === 401 ? 'WWW-Authenticate: Bearer realm="msc-gateway"\r\n' : '';
   socket.on('error', () => {}); // the client may be gone already; nothing to do about it

@@ -6,6 +6,7 @@
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { buildServer } from '../../../src/api/server.js';
+import { GatewayError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/log.js';
 import { StorageUnavailableError } from '../../../src/storage/types.js';
 
@@ -47,7 +48,16 @@ describe('storage errors over HTTP', () => {
       const r = await app.inject({ method: 'GET', url: '/api/x' });
       expect(r.statusCode).toBe(500);
       expect(r.json().error).toBe('internal');
+      // The fault's own text (SQL, file names, stack) is for the log, not for the client.
+      expect(r.json().message).not.toMatch(/undefined|sqlite_error/i);
       await app.close();
     }
+  });
+
+  it('a GatewayError thrown by a route is answered with its catalogue status and body, without its details', async () => {
+    const app = await server(() => { throw new GatewayError('link_lost', 'MSC-1 link is lost', undefined, { secret: 'for the log' }); });
+    const r = await app.inject({ method: 'GET', url: '/api/x' });
+    expect([r.statusCode, r.json()]).toEqual([409, { error: 'link_lost', message: 'MSC-1 link is lost' }]);
+    await app.close();
   });
 });
