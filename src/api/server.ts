@@ -5,6 +5,7 @@
 import { storageUnavailableReason } from '../storage/types.js';
 import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 import type { Logger } from '../log.js';
+import type { Registry } from '../metrics.js';
 import type { DeviceView } from '../model/deviceHub.js';
 
 export interface HealthReport {
@@ -33,7 +34,8 @@ export interface ServerDeps {
   logger: Logger;
   devices: DeviceView;
   health: () => HealthReport;
-  metrics: () => string;
+  /** The registry `/metrics` serves (text format 0.0.4, prom-client's Content-Type). */
+  metrics: Registry;
   /** Plugins registered after the core routes; each owns its routes. */
   plugins?: Array<{ plugin: FastifyPluginAsync<any>; opts?: Record<string, unknown> }>;
   /**
@@ -95,7 +97,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   });
 
   app.get('/metrics', async (_req, reply) => {
-    return reply.type('text/plain; version=0.0.4; charset=utf-8').send(deps.metrics());
+    const text = await deps.metrics.metrics();
+    return reply.type(deps.metrics.contentType).send(text);
   });
 
   for (const { plugin, opts } of deps.plugins ?? []) await app.register(plugin, opts ?? {});

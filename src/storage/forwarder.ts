@@ -5,12 +5,13 @@
  * exponential backoff and jitter, forever; nothing here blocks ingest, which only ever appends to
  * the journal. Telegraf's and Node-RED's way (drop on overflow or failure) is what this replaces.
  */
+import type { Registry } from '../metrics.js';
 import { ExponentialBackoff } from './backoff.js';
 import { createInfluxClient, httpStatus, postLines, type InfluxTarget } from './influxConfig.js';
 import { LineReader } from './influxLines.js';
 import type { Journal } from './journal.js';
 import { readCursor, writeCursors } from './journalQueries.js';
-import { forwarderMetricsText } from './metrics.js';
+import { registerForwarderMetrics } from './metrics.js';
 import type { Db } from './schema.js';
 import { silentLog, STREAMS, type ConditionSink, type StorageLog, type Stream } from './types.js';
 
@@ -169,9 +170,9 @@ export class InfluxForwarder {
     };
   }
 
-  /** Prometheus text: `msc_forwarder_*` and the journal's `msc_journal_*` (do not add the journal's twice). */
-  metricsText(): string {
-    return forwarderMetricsText(this.status()) + this.opts.journal.metricsText();
+  /** The `msc_forwarder_*` families (the journal registers its own). */
+  registerMetrics(registry: Registry): void {
+    registerForwarderMetrics(registry, () => this.status());
   }
 
   private async run(): Promise<void> {

@@ -2,7 +2,7 @@
  * The names, types and label keys of /metrics are a contract with dashboards and alert rules: a running gateway
  * (a simulated console on a real mosquitto, an InfluxDB forwarder on a real influxd) is driven until every
  * labelled family has a sample, and what it exposes must match test/fixtures/metrics-names.txt line for line.
- * The only families allowed beyond the list are the Node.js process metrics (`process_*`, `nodejs_*`).
+ * The only families allowed beyond the list are prom-client's Node.js process metrics (`process_*`, `nodejs_*`).
  * After a deliberate change of a metric, regenerate the list with UPDATE_METRICS_FIXTURE=1 and review the diff.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -99,5 +99,27 @@ describe('/metrics names and label keys', () => {
     if (process.env.UPDATE_METRICS_FIXTURE) writeFileSync(FIXTURE, shapes.filter((s) => !PROCESS_METRIC.test(s)).join('\n') + '\n');
     const expected = readFileSync(FIXTURE, 'utf8').trim().split('\n');
     expect(shapes.filter((s) => !PROCESS_METRIC.test(s))).toEqual(expected);
+  });
+
+  it('adds the Node.js process metrics, event-loop lag first among them, with prom-client\'s Content-Type', async () => {
+    const r = await fetch(`${gw.url}/metrics`, { headers: { authorization: `Bearer ${gw.tokens.viewer}` } });
+    expect(r.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+    const text = await r.text();
+    for (const family of ['nodejs_eventloop_lag_seconds', 'nodejs_eventloop_lag_p99_seconds', 'process_cpu_seconds_total',
+      'process_resident_memory_bytes', 'nodejs_heap_size_used_bytes', 'nodejs_gc_duration_seconds']) {
+      expect(text, family).toMatch(new RegExp(`^# TYPE ${family} `, 'm'));
+    }
+    expect(Number(/^nodejs_eventloop_lag_seconds (\S+)$/m.exec(text)?.[1])).toBeGreaterThanOrEqual(0);
+  });
+
+  it('escapes label values the exposition way (a serial path with a quote and a backslash)', async () => {
+    const own = await startTestGateway({ serial: [{ path: '/nonexistent/tty"x\\y' }] });
+    try {
+      const text = (await own.get<string>('/metrics')).body;
+      expect(text).toContain('msc_transport_up{kind="serial",source="/nonexistent/tty\\"x\\\\y"} 0\n');
+      assertPrometheusText(text);
+    } finally {
+      await own.stop();
+    }
   });
 });
