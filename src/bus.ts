@@ -11,6 +11,7 @@ import type {
   AckFrame, ChannelValues, DevicePriority, DiscardReason, HelloFrame, SessionState,
 } from './protocol/types.js';
 import type { AlarmTransition } from './alarms/types.js';
+import { counter, type Registry } from './metrics.js';
 
 export type TransportKind = 'serial' | 'mqtt';
 export type LinkState = 'connected' | 'lost';
@@ -125,11 +126,12 @@ export class EventBus {
     });
   }
 
-  metricsText(): string {
-    const lines = ['# HELP msc_bus_listener_errors_total Exceptions thrown by a part while handling an event (the others carried on).',
-      '# TYPE msc_bus_listener_errors_total counter'];
-    for (const f of this.listenerFailures()) lines.push(`msc_bus_listener_errors_total{listener="${f.owner}",event="${f.event}"} ${f.count}`);
-    return lines.join('\n') + '\n';
+  registerMetrics(registry: Registry): void {
+    counter(registry, {
+      name: 'msc_bus_listener_errors_total', help: 'Exceptions thrown by a part while handling an event (the others carried on).',
+      labelNames: ['listener', 'event'],
+      read: () => this.listenerFailures().map((f) => [{ listener: f.owner, event: f.event }, f.count] as const),
+    });
   }
 
   private failed(event: keyof BusEvents, owner: object, err: unknown): void {

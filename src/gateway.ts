@@ -32,6 +32,7 @@ import { CommandService } from './control/commandService.js';
 import { LiveHub } from './live/liveHub.js';
 import { ReplayService } from './live/replay.js';
 import type { Logger } from './log.js';
+import { addProcessMetrics, counter, gauge, Registry } from './metrics.js';
 import { DeviceHub } from './model/deviceHub.js';
 import { FleetStatusWriter } from './sessions/fleetStatus.js';
 import { SessionService } from './sessions/service.js';
@@ -86,6 +87,8 @@ export class Gateway {
   readonly annotationStats = new AnnotationStats();
   /** Every part kept in the journal's database: given each (re)opened handle, started and stopped in order. */
   private readonly stores: JournalStores;
+  /** What `/metrics` serves: every part registers its families here. */
+  readonly metrics = new Registry();
   private readonly auditor: BusAuditor;
   private readonly limiter: RateLimiter;
   /** Refused tokens over HTTP and the live stream: one counter, one throttled log. */
@@ -216,6 +219,7 @@ export class Gateway {
         sink: this.hub, logger: log.child({ module: 'mqtt' }), clock,
       }));
     }
+    this.registerMetrics();
   }
 
   /** The bound HTTP address, once started. */
@@ -272,7 +276,7 @@ export class Gateway {
       logger: log,
       devices: this.hub,
       health: () => this.health(),
-      metrics: () => this.metricsText(),
+      metrics: this.metrics,
       plugins,
       loopbackOnly: false, // every route but /healthz needs a token (issue 5)
     });
@@ -358,26 +362,23 @@ export class Gateway {
     };
   }
 
-  metricsText(): string {
-    const parts = [
-      this.hub.metricsText(), this.alarms.metricsText(), this.live.metricsText(), this.commands.metricsText(), this.bus.metricsText(),
-      this.pendingAudit.metricsText(), this.annotationStats.metricsText(), this.unauthorized.metricsText(),
-    ];
-    // The forwarder's text already carries the journal's lines.
-    if (this.forwarder) parts.push(this.forwarder.metricsText());
-    else if (this.journal) parts.push(this.journal.metricsText());
-    const lines: string[] = [];
-    lines.push('# HELP msc_transport_up 1 when the transport is connected.', '# TYPE msc_transport_up gauge');
-    for (const t of this.transports) {
-      const s = t.status();
-      lines.push(`msc_transport_up{kind="${s.kind}",source="${s.source.replace(/"/g, '\\"')}"} ${s.up ? 1 : 0}`);
+  /** The Prometheus text of `/metrics`, as a scrape gets it. */
+  metricsText(): Promise<string> {
+    return this.metrics.metrics();
+  }
+
+  /** Every part's families, the transports' and the process metrics, in the gateway's one registry. */
+  private registerMetrics(): void {
+    const r = this.metrics;
+    for (const part of [this.hub, this.alarms, this.live, this.commands, this.bus, this.pendingAudit, this.annotationStats, this.unauthorized]) {
+      part.registerMetrics(r);
     }
-    lines.push('# HELP msc_transport_reconnects_total Transport reconnects.', '# TYPE msc_transport_reconnects_total counter');
-    for (const t of this.transports) {
-      const s = t.status();
-      lines.push(`msc_transport_reconnects_total{kind="${s.kind}",source="${s.source.replace(/"/g, '\\"')}"} ${s.reconnects}`);
-    }
-    parts.push(lines.join('\n') + '\n');
-    return parts.map((p) => (p.endsWith('\n') ? p : p + '\n')).join('');
+    this.journal?.registerMetrics(r);
+    this.forwarder?.registerMetrics(r);
+    const perTransport = (value: (s: ReturnType<Transport['status']>) => number) => () =>
+      this.transports.map((t) => t.status()).map((s) => [{ kind: s.kind, source: s.source }, value(s)] as const);
+    gauge(r, { name: 'msc_transport_up', help: '1 when the transport is connected.', labelNames: ['kind', 'source'], read: perTransport((s) => (s.up ? 1 : 0)) });
+    counter(r, { name: 'msc_transport_reconnects_total', help: 'Transport reconnects.', labelNames: ['kind', 'source'], read: perTransport((s) => s.reconnects) });
+    addProcessMetrics(r);
   }
 }

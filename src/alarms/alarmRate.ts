@@ -1,10 +1,9 @@
 /**
  * Alarm rate per device (ISA-18.2 / IEC 62682 performance metrics): alarms raised within a sliding window
- * (10 min by default) and the flood flag (more than 10 in the window), as Prometheus text for `/metrics`.
+ * (10 min by default) and the flood flag (more than 10 in the window), for `/metrics`.
  */
+import { gauge, type Labels, type Registry } from '../metrics.js';
 import type { AlarmInstance } from './types.js';
-
-const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 
 export class AlarmRate {
   private readonly raises = new Map<string, number[]>();
@@ -35,27 +34,41 @@ export class AlarmRate {
     return list.length;
   }
 
-  metricsText(devices: string[], instances: Iterable<{ alarm: AlarmInstance }>, now: number): string {
+  /**
+   * `msc_alarms_10min` and `msc_alarm_flood` per device (every device given and every device with raises), and
+   * `msc_alarms_active` by device, priority and state for the instances not NORMAL.
+   */
+  registerMetrics(registry: Registry, from: {
+    devices: () => Iterable<string>;
+    instances: () => Iterable<{ alarm: AlarmInstance }>;
+    now: () => number;
+  }): void {
     const { windowS, threshold } = this.cfg;
-    const ids = [...devices].sort();
-    const counts = ids.map((id) => this.count(id, now));
-    const lines = [
-      `# HELP msc_alarms_10min Alarms raised in the last ${windowS} s, per device (ISA-18.2 alarm rate).`,
-      '# TYPE msc_alarms_10min gauge',
-      ...ids.map((id, i) => `msc_alarms_10min{device="${esc(id)}"} ${counts[i]}`),
-      `# HELP msc_alarm_flood 1 while more than ${threshold} alarms were raised in ${windowS} s (ISA-18.2 flood).`,
-      '# TYPE msc_alarm_flood gauge',
-      ...ids.map((id, i) => `msc_alarm_flood{device="${esc(id)}"} ${counts[i] > threshold ? 1 : 0}`),
-      '# HELP msc_alarms_active Alarm instances not NORMAL, by device, priority and state.',
-      '# TYPE msc_alarms_active gauge',
-    ];
-    const active = new Map<string, number>();
-    for (const { alarm: a } of instances) {
-      if (a.state === 'NORMAL') continue;
-      const key = `device="${esc(a.device)}",priority="${a.priority}",state="${a.state}"`;
-      active.set(key, (active.get(key) ?? 0) + 1);
-    }
-    for (const [key, n] of [...active].sort()) lines.push(`msc_alarms_active{${key}} ${n}`);
-    return lines.join('\n') + '\n';
+    const counts = () => {
+      const now = from.now();
+      return [...new Set([...from.devices(), ...this.raises.keys()])].sort().map((device) => [device, this.count(device, now)] as const);
+    };
+    gauge(registry, {
+      name: 'msc_alarms_10min', help: `Alarms raised in the last ${windowS} s, per device (ISA-18.2 alarm rate).`, labelNames: ['device'],
+      read: () => counts().map(([device, n]) => [{ device }, n] as const),
+    });
+    gauge(registry, {
+      name: 'msc_alarm_flood', help: `1 while more than ${threshold} alarms were raised in ${windowS} s (ISA-18.2 flood).`, labelNames: ['device'],
+      read: () => counts().map(([device, n]) => [{ device }, n > threshold ? 1 : 0] as const),
+    });
+    gauge(registry, {
+      name: 'msc_alarms_active', help: 'Alarm instances not NORMAL, by device, priority and state.', labelNames: ['device', 'priority', 'state'],
+      read: () => {
+        const active = new Map<string, { labels: Labels; n: number }>();
+        for (const { alarm: a } of from.instances()) {
+          if (a.state === 'NORMAL') continue;
+          const key = JSON.stringify([a.device, a.priority, a.state]);
+          const e = active.get(key);
+          if (e) e.n += 1;
+          else active.set(key, { labels: { device: a.device, priority: a.priority, state: a.state }, n: 1 });
+        }
+        return [...active].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, e]) => [e.labels, e.n] as const);
+      },
+    });
   }
 }

@@ -5,6 +5,7 @@
  * is emitted with who, when and why. Audio pause per device (IEC 60601-1-8). Pure: time is injected.
  */
 import type { BusEvents } from '../bus.js';
+import type { Registry } from '../metrics.js';
 import { AlarmRate } from './alarmRate.js';
 import { RANK_PRIORITY, rank, type TechnicalConfig } from './ruleSchema.js';
 import type { PersistedAlarms, PersistedInstance } from './store.js';
@@ -269,9 +270,11 @@ export class AlarmBook {
     return out;
   }
 
-  /** Prometheus lines: alarm rate and flood per device (ISA-18.2), and instances not NORMAL. */
-  metricsText(devices: Iterable<string>): string {
-    return this.rate.metricsText([...new Set([...devices, ...this.devices()])], this.entries.values(), this.opts.now());
+  /** Alarm rate and flood per device (ISA-18.2), and instances not NORMAL; `devices` adds consoles without alarms. */
+  registerMetrics(registry: Registry, devices: () => Iterable<string>): void {
+    this.rate.registerMetrics(registry, {
+      devices: () => [...devices(), ...this.devices()], instances: () => this.entries.values(), now: () => this.opts.now(),
+    });
   }
 
   /** What survives a restart: every instance not NORMAL, and running audio pauses. */

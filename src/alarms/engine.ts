@@ -5,6 +5,7 @@
  */
 import type { BusEvents, DeviceEvent, EventBus, StateChange, TelemetrySample } from '../bus.js';
 import type { Logger } from '../log.js';
+import type { Registry } from '../metrics.js';
 import type { DeviceView } from '../model/deviceHub.js';
 import type { DevicePriority } from '../protocol/types.js';
 import { AlarmBook, type ActionResult, type AlarmListFilter, type AudioPauseResult } from './book.js';
@@ -200,9 +201,9 @@ export class AlarmEngine {
     for (const id of new Set([...this.models.keys(), ...this.links.devices()])) this.reconfigure(id);
   }
 
-  /** Prometheus lines: alarm rate and flood per device (ISA-18.2), active alarms. */
-  metricsText(): string {
-    return this.book.metricsText(this.opts.devices.list().map((d) => d.id));
+  /** Alarm rate and flood per device (ISA-18.2), active alarms. */
+  registerMetrics(registry: Registry): void {
+    this.book.registerMetrics(registry, () => this.opts.devices.list().map((d) => d.id));
   }
 
   private onTelemetry(s: TelemetrySample): void {

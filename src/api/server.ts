@@ -6,6 +6,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync }
 import { badRequest, codeForStatus, errorBody, GatewayError, ROOT_PATH, sendError } from '../errors.js';
 import { storageUnavailableReason } from '../storage/types.js';
 import type { Logger } from '../log.js';
+import type { Registry } from '../metrics.js';
 import type { DeviceView } from '../model/deviceHub.js';
 
 export interface HealthReport {
@@ -34,7 +35,8 @@ export interface ServerDeps {
   logger: Logger;
   devices: DeviceView;
   health: () => HealthReport;
-  metrics: () => string;
+  /** The registry `/metrics` serves (text format 0.0.4, prom-client's Content-Type). */
+  metrics: Registry;
   /** Plugins registered after the core routes; each owns its routes. */
   plugins?: Array<{ plugin: FastifyPluginAsync<any>; opts?: Record<string, unknown> }>;
   /**
@@ -109,7 +111,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   });
 
   app.get('/metrics', async (_req, reply) => {
-    return reply.type('text/plain; version=0.0.4; charset=utf-8').send(deps.metrics());
+    const text = await deps.metrics.metrics();
+    return reply.type(deps.metrics.contentType).send(text);
   });
 
   for (const { plugin, opts } of deps.plugins ?? []) await app.register(plugin, opts ?? {});

@@ -14,6 +14,7 @@
  */
 import type { AuditEntry, AuditSink } from './auditLog.js';
 import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
+import { counter, gauge, type Registry } from '../metrics.js';
 
 export interface PendingAuditOptions {
   sink: AuditSink;
@@ -64,15 +65,12 @@ export class PendingAudit {
     if (this.queue.length > 0) this.schedule();
   }
 
-  metricsText(): string {
-    return [
-      '# HELP msc_audit_pending_records Audit records of actions taken, waiting for the audit trail to be writable.',
-      '# TYPE msc_audit_pending_records gauge',
-      `msc_audit_pending_records ${this.queue.length}`,
-      '# HELP msc_audit_deferred_total Audit records that had to wait for the audit trail.',
-      '# TYPE msc_audit_deferred_total counter',
-      `msc_audit_deferred_total ${this.deferred}`,
-    ].join('\n') + '\n';
+  registerMetrics(registry: Registry): void {
+    gauge(registry, {
+      name: 'msc_audit_pending_records', help: 'Audit records of actions taken, waiting for the audit trail to be writable.',
+      read: () => this.queue.length,
+    });
+    counter(registry, { name: 'msc_audit_deferred_total', help: 'Audit records that had to wait for the audit trail.', read: () => this.deferred });
   }
 
   /** A last try; whatever is still waiting goes to the log, record by record. */

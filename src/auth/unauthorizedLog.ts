@@ -10,6 +10,7 @@
  * The presented token is never passed here, so it cannot reach a log line.
  */
 import type { Logger } from '../log.js';
+import { counter, type Registry } from '../metrics.js';
 
 export type AuthTransport = 'http' | 'ws';
 
@@ -103,13 +104,12 @@ export class UnauthorizedLog {
     return this.sources.size;
   }
 
-  metricsText(): string {
-    return [
-      '# HELP msc_http_unauthorized_total Requests and live-stream authentications refused for a missing or unknown token.',
-      '# TYPE msc_http_unauthorized_total counter',
-      `msc_http_unauthorized_total{transport="http"} ${this.counts.http}`,
-      `msc_http_unauthorized_total{transport="ws"} ${this.counts.ws}`,
-    ].join('\n') + '\n';
+  registerMetrics(registry: Registry): void {
+    counter(registry, {
+      name: 'msc_http_unauthorized_total', help: 'Requests and live-stream authentications refused for a missing or unknown token.',
+      labelNames: ['transport'],
+      read: () => [[{ transport: 'http' }, this.counts.http], [{ transport: 'ws' }, this.counts.ws]],
+    });
   }
 
   /**

@@ -14,6 +14,7 @@
  */
 import type { AuditSink } from '../audit/auditLog.js';
 import type { Logger } from '../log.js';
+import { counter, type Registry } from '../metrics.js';
 import type { AckResult } from '../protocol/types.js';
 import type { Clock } from '../util/clock.js';
 
@@ -119,15 +120,13 @@ export class AckGuard {
     this.windows.clear();
   }
 
-  metricsText(): string {
-    const lines = [
-      '# HELP msc_ack_unexpected_total ACKs for a cmd_id the gateway did not send to that console (unknown), or contradicting the first answer (conflict).',
-      '# TYPE msc_ack_unexpected_total counter',
-    ];
-    for (const [device, t] of this.totals) {
-      for (const kind of KINDS) lines.push(`msc_ack_unexpected_total{device="${device}",kind="${kind}"} ${t[kind]}`);
-    }
-    return lines.join('\n') + '\n';
+  registerMetrics(registry: Registry): void {
+    counter(registry, {
+      name: 'msc_ack_unexpected_total',
+      help: 'ACKs for a cmd_id the gateway did not send to that console (unknown), or contradicting the first answer (conflict).',
+      labelNames: ['device', 'kind'],
+      read: () => [...this.totals].flatMap(([device, t]) => KINDS.map((kind) => [{ device, kind }, t[kind]] as const)),
+    });
   }
 
   private endWindow(deviceId: string): void {

@@ -7,6 +7,7 @@ import type { Database, Statement } from 'better-sqlite3';
 import { z } from 'zod';
 import type { Actor } from '../alarms/types.js';
 import type { AuditSink } from '../audit/auditLog.js';
+import { counter, type Registry } from '../metrics.js';
 import { SESSION_ID_RE } from '../protocol/commands.js';
 import { durableTransaction } from '../storage/schema.js';
 import { journalUnavailable } from '../storage/types.js';
@@ -52,9 +53,11 @@ export class AnnotationStats {
     this.refused[reason]++;
   }
 
-  metricsText(): string {
-    return ['# HELP msc_annotations_refused_total Annotations refused, by reason.', '# TYPE msc_annotations_refused_total counter',
-      ...ANNOTATION_REFUSALS.map((r) => `msc_annotations_refused_total{reason="${r}"} ${this.refused[r]}`)].join('\n') + '\n';
+  registerMetrics(registry: Registry): void {
+    counter(registry, {
+      name: 'msc_annotations_refused_total', help: 'Annotations refused, by reason.', labelNames: ['reason'],
+      read: () => ANNOTATION_REFUSALS.map((reason) => [{ reason }, this.refused[reason]] as const),
+    });
   }
 }
 

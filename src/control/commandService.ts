@@ -15,6 +15,7 @@ import type { EventBus } from '../bus.js';
 import { statusOf, type ErrorCode } from '../errors.js';
 import type { AuditEntry, AuditSink } from '../audit/auditLog.js';
 import type { Logger } from '../log.js';
+import { counter, type Registry } from '../metrics.js';
 import type { DeviceLink, DeviceSnapshot } from '../model/types.js';
 import { checkCommand, type SetpointChannel } from '../protocol/commands.js';
 import type { AckFrame, AckResult, Command } from '../protocol/types.js';
@@ -380,17 +381,16 @@ export class CommandService {
     }
   }
 
-  metricsText(): string {
+  /** `msc_commands_total`, retries, late ACKs, and the ACK guard's `msc_ack_unexpected_total`. */
+  registerMetrics(registry: Registry): void {
     const c = this.counters;
-    return [
-      '# HELP msc_commands_total Control commands by outcome.', '# TYPE msc_commands_total counter',
-      `msc_commands_total{outcome="refused"} ${c.refused}`,
-      ...(['OK', 'REJ', 'ERR', 'TIMEOUT', 'conflict'] as const).map((r) => `msc_commands_total{outcome="${r}"} ${c[r]}`),
-      '# HELP msc_command_retries_total Re-sends of a command with the same cmd_id.', '# TYPE msc_command_retries_total counter',
-      `msc_command_retries_total ${c.retries}`,
-      '# HELP msc_command_late_acks_total ACKs that came after the command was reported TIMEOUT.', '# TYPE msc_command_late_acks_total counter',
-      `msc_command_late_acks_total ${c.lateAcks}`,
-    ].join('\n') + '\n' + this.guard.metricsText();
+    counter(registry, {
+      name: 'msc_commands_total', help: 'Control commands by outcome.', labelNames: ['outcome'],
+      read: () => (['refused', 'OK', 'REJ', 'ERR', 'TIMEOUT', 'conflict'] as const).map((outcome) => [{ outcome }, c[outcome]] as const),
+    });
+    counter(registry, { name: 'msc_command_retries_total', help: 'Re-sends of a command with the same cmd_id.', read: () => c.retries });
+    counter(registry, { name: 'msc_command_late_acks_total', help: 'ACKs that came after the command was reported TIMEOUT.', read: () => c.lateAcks });
+    this.guard.registerMetrics(registry);
   }
 }
 

@@ -25,6 +25,7 @@ import type { EventBus } from '../bus.js';
 import type { CommandService } from '../control/commandService.js';
 import { ERRORS, issuesText, statusOf, zodIssues, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
+import { counter, gauge, type Registry } from '../metrics.js';
 import type { DeviceView } from '../model/deviceHub.js';
 import { storageUnavailableReason } from '../storage/types.js';
 import { LiveClient, type DisconnectReason, type FlowLimits, type Frame } from './liveClient.js';
@@ -453,37 +454,47 @@ export class LiveHub {
     setTimeout(() => c.ws.terminate(), 2000).unref(); // real time, as the stop deadline
   }
 
-  metricsText(): string {
-    const l: string[] = [];
-    const m = (name: string, help: string, type: string) => l.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    m('msc_ws_clients', 'Live-stream clients connected.', 'gauge');
-    l.push(`msc_ws_clients ${this.clients.size}`);
-    m('msc_ws_conflated_clients', 'Live-stream clients receiving conflated telemetry now.', 'gauge');
-    l.push(`msc_ws_conflated_clients ${[...this.clients].filter((c) => c.conflated).length}`);
-    m('msc_ws_backlog_max_bytes', 'Largest socket backlog of any live-stream client now (what the gateway holds for it).', 'gauge');
-    l.push(`msc_ws_backlog_max_bytes ${Math.max(0, ...[...this.clients].map((c) => c.ws.bufferedAmount))}`);
-    m('msc_ws_conflations_total', 'Times a client was switched to conflated telemetry.', 'counter');
-    l.push(`msc_ws_conflations_total ${this.stats.conflations}`);
-    m('msc_ws_telemetry_dropped_total', 'Telemetry messages replaced by a newer sample for a conflated client.', 'counter');
-    l.push(`msc_ws_telemetry_dropped_total ${this.stats.dropped}`);
-    m('msc_ws_messages_sent_total', 'Messages queued to live-stream clients.', 'counter');
-    l.push(`msc_ws_messages_sent_total ${this.stats.sent}`);
-    m('msc_ws_disconnects_total', 'Live-stream disconnects by reason.', 'counter');
-    for (const [r, n] of Object.entries(this.disconnects)) l.push(`msc_ws_disconnects_total{reason="${r}"} ${n}`);
-    m('msc_ws_unauthenticated_clients', 'Live-stream connections still waiting to authenticate.', 'gauge');
-    l.push(`msc_ws_unauthenticated_clients ${this.unauthenticated.size}`);
-    m('msc_ws_rejected_upgrades_total', 'WebSocket upgrades refused, by reason (unauthorized, forbidden, origin, busy, busy_unauthenticated).', 'counter');
-    for (const [r, n] of Object.entries(this.rejectedUpgrades)) l.push(`msc_ws_rejected_upgrades_total{reason="${r}"} ${n}`);
-    m('msc_ws_snapshot_parts_total', 'Snapshot messages sent (a subscribe is answered by one or more parts).', 'counter');
-    l.push(`msc_ws_snapshot_parts_total ${this.snapshots.stats.parts}`);
-    m('msc_ws_snapshot_clients_waiting', 'Clients with snapshot parts still to send.', 'gauge');
-    l.push(`msc_ws_snapshot_clients_waiting ${this.snapshots.clientsWaiting}`);
-    m('msc_ws_snapshot_slices_total', 'Turns of the event loop in which the snapshot pump ran (it yields after 4 ms).', 'counter');
-    l.push(`msc_ws_snapshot_slices_total ${this.snapshots.stats.slices}`);
-    m('msc_ws_snapshot_slice_max_seconds', 'Longest time the snapshot pump held the event loop in one turn.', 'gauge');
-    l.push(`msc_ws_snapshot_slice_max_seconds ${(this.snapshots.stats.longestSliceMs / 1000).toFixed(4)}`);
-    m('msc_ws_client_errors_total', 'Invalid client messages by code.', 'counter');
-    for (const [code, n] of Object.entries(this.clientErrors)) l.push(`msc_ws_client_errors_total{code="${code}"} ${n}`);
-    return l.join('\n') + '\n';
+  registerMetrics(registry: Registry): void {
+    const clients = () => [...this.clients];
+    const byKey = (label: string, counts: Record<string, number>) => () =>
+      Object.entries(counts).map(([value, n]) => [{ [label]: value }, n] as const);
+    gauge(registry, { name: 'msc_ws_clients', help: 'Live-stream clients connected.', read: () => this.clients.size });
+    gauge(registry, {
+      name: 'msc_ws_conflated_clients', help: 'Live-stream clients receiving conflated telemetry now.',
+      read: () => clients().filter((c) => c.conflated).length,
+    });
+    gauge(registry, {
+      name: 'msc_ws_backlog_max_bytes', help: 'Largest socket backlog of any live-stream client now (what the gateway holds for it).',
+      read: () => Math.max(0, ...clients().map((c) => c.ws.bufferedAmount)),
+    });
+    counter(registry, { name: 'msc_ws_conflations_total', help: 'Times a client was switched to conflated telemetry.', read: () => this.stats.conflations });
+    counter(registry, {
+      name: 'msc_ws_telemetry_dropped_total', help: 'Telemetry messages replaced by a newer sample for a conflated client.', read: () => this.stats.dropped,
+    });
+    counter(registry, { name: 'msc_ws_messages_sent_total', help: 'Messages queued to live-stream clients.', read: () => this.stats.sent });
+    counter(registry, {
+      name: 'msc_ws_disconnects_total', help: 'Live-stream disconnects by reason.', labelNames: ['reason'], read: byKey('reason', this.disconnects),
+    });
+    gauge(registry, {
+      name: 'msc_ws_unauthenticated_clients', help: 'Live-stream connections still waiting to authenticate.', read: () => this.unauthenticated.size,
+    });
+    counter(registry, {
+      name: 'msc_ws_rejected_upgrades_total', help: 'WebSocket upgrades refused, by reason (unauthorized, forbidden, origin, busy, busy_unauthenticated).',
+      labelNames: ['reason'], read: byKey('reason', this.rejectedUpgrades),
+    });
+    counter(registry, {
+      name: 'msc_ws_snapshot_parts_total', help: 'Snapshot messages sent (a subscribe is answered by one or more parts).',
+      read: () => this.snapshots.stats.parts,
+    });
+    gauge(registry, { name: 'msc_ws_snapshot_clients_waiting', help: 'Clients with snapshot parts still to send.', read: () => this.snapshots.clientsWaiting });
+    counter(registry, {
+      name: 'msc_ws_snapshot_slices_total', help: 'Turns of the event loop in which the snapshot pump ran (it yields after 4 ms).',
+      read: () => this.snapshots.stats.slices,
+    });
+    gauge(registry, {
+      name: 'msc_ws_snapshot_slice_max_seconds', help: 'Longest time the snapshot pump held the event loop in one turn.',
+      read: () => this.snapshots.stats.longestSliceMs / 1000,
+    });
+    counter(registry, { name: 'msc_ws_client_errors_total', help: 'Invalid client messages by code.', labelNames: ['code'], read: byKey('code', this.clientErrors) });
   }
 }

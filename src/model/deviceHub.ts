@@ -4,6 +4,7 @@
  */
 import type { EventBus, LinkState, TelemetrySample } from '../bus.js';
 import type { Logger } from '../log.js';
+import { counter, gauge, oncePerScrape, type Registry } from '../metrics.js';
 import type { ChannelValues, DeviceFrame, Discard, DiscardReason, HelloFrame, SessionState } from '../protocol/types.js';
 import { ICD_CHANNELS, MAX_CHANNELS_PER_CONSOLE, isSequenced, isValidDeviceId } from '../protocol/types.js';
 import { LogThrottle } from '../transports/types.js';
@@ -257,37 +258,42 @@ export class DeviceHub implements IngestSink, DeviceView {
     if (rec) rec.snap.counters.reconnects++;
   }
 
-  metricsText(): string {
-    const lines: string[] = [];
-    const metric = (name: string, help: string, type: string) => lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    const label = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
-    const each = (fn: (id: string, s: DeviceSnapshot) => void) => { for (const s of this.list()) fn(label(s.id), s); };
-    metric('msc_frames_total', 'Frames received per device and type.', 'counter');
-    each((id, s) => {
-      const c = s.counters;
-      lines.push(`msc_frames_total{device="${id}",type="T"} ${c.telemetry}`, `msc_frames_total{device="${id}",type="S"} ${c.states}`,
-        `msc_frames_total{device="${id}",type="EV"} ${c.events}`, `msc_frames_total{device="${id}",type="ACK"} ${c.acks}`);
+  /** `msc_frames_total`, `msc_discards_total`, sequence and link families: read from the snapshots at scrape time. */
+  registerMetrics(registry: Registry): void {
+    const snapshots = oncePerScrape(() => this.list());
+    const perDevice = (value: (s: DeviceSnapshot) => number | null) => () =>
+      snapshots().flatMap((s) => { const v = value(s); return v === null ? [] : [[{ device: s.id }, v] as const]; });
+    counter(registry, {
+      name: 'msc_frames_total', help: 'Frames received per device and type.', labelNames: ['device', 'type'],
+      read: () => snapshots().flatMap(({ id: device, counters: c }) => [
+        [{ device, type: 'T' }, c.telemetry], [{ device, type: 'S' }, c.states], [{ device, type: 'EV' }, c.events], [{ device, type: 'ACK' }, c.acks],
+      ] as const),
     });
-    metric('msc_discards_total', 'Lines or payloads discarded, by reason.', 'counter');
-    each((id, s) => { for (const [r, n] of Object.entries(s.counters.discards)) lines.push(`msc_discards_total{device="${id}",reason="${r}"} ${n}`); });
-    for (const [src, counts] of this.anonymousDiscards) {
-      for (const [r, n] of Object.entries(counts)) lines.push(`msc_discards_total{device="",source="${label(src)}",reason="${r}"} ${n}`);
-    }
-    metric('msc_seq_gaps_total', 'Sequence gaps (each jump counts once).', 'counter');
-    each((id, s) => lines.push(`msc_seq_gaps_total{device="${id}"} ${s.counters.seqGaps}`));
-    metric('msc_frames_lost_total', 'Frames lost by the ICD formula (seq - last_seq - 1) mod 2^32.', 'counter');
-    each((id, s) => lines.push(`msc_frames_lost_total{device="${id}"} ${s.counters.framesLost}`));
-    metric('msc_seq_implausible_total', 'Frames whose seq no console could have sent after the last (not counted as lost).', 'counter');
-    each((id, s) => lines.push(`msc_seq_implausible_total{device="${id}"} ${s.counters.seqImplausible}`));
-    metric('msc_duplicates_total', 'Frames received twice (MQTT redelivery).', 'counter');
-    each((id, s) => lines.push(`msc_duplicates_total{device="${id}"} ${s.counters.duplicates}`));
-    metric('msc_reconnects_total', 'Transport reconnects per device.', 'counter');
-    each((id, s) => lines.push(`msc_reconnects_total{device="${id}"} ${s.counters.reconnects}`));
-    metric('msc_link_up', '1 when the device link is connected.', 'gauge');
-    each((id, s) => lines.push(`msc_link_up{device="${id}",transport="${s.transport}"} ${s.link === 'connected' ? 1 : 0}`));
-    metric('msc_clock_offset_ms', 'Device clock minus gateway clock.', 'gauge');
-    each((id, s) => { if (s.clockOffsetMs !== null) lines.push(`msc_clock_offset_ms{device="${id}"} ${s.clockOffsetMs}`); });
-    return lines.join('\n') + '\n';
+    counter(registry, {
+      // Discards before a HELLO have no console to belong to: `device=""` and the source they came from.
+      name: 'msc_discards_total', help: 'Lines or payloads discarded, by reason.', labelNames: ['device', 'source', 'reason'],
+      read: () => [
+        ...snapshots().flatMap((s) => Object.entries(s.counters.discards).map(([reason, n]) => [{ device: s.id, reason }, n] as const)),
+        ...[...this.anonymousDiscards].flatMap(([source, counts]) =>
+          Object.entries(counts).map(([reason, n]) => [{ device: '', source, reason }, n] as const)),
+      ],
+    });
+    counter(registry, { name: 'msc_seq_gaps_total', help: 'Sequence gaps (each jump counts once).', labelNames: ['device'], read: perDevice((s) => s.counters.seqGaps) });
+    counter(registry, {
+      name: 'msc_frames_lost_total', help: 'Frames lost by the ICD formula (seq - last_seq - 1) mod 2^32.', labelNames: ['device'],
+      read: perDevice((s) => s.counters.framesLost),
+    });
+    counter(registry, {
+      name: 'msc_seq_implausible_total', help: 'Frames whose seq no console could have sent after the last (not counted as lost).',
+      labelNames: ['device'], read: perDevice((s) => s.counters.seqImplausible),
+    });
+    counter(registry, { name: 'msc_duplicates_total', help: 'Frames received twice (MQTT redelivery).', labelNames: ['device'], read: perDevice((s) => s.counters.duplicates) });
+    counter(registry, { name: 'msc_reconnects_total', help: 'Transport reconnects per device.', labelNames: ['device'], read: perDevice((s) => s.counters.reconnects) });
+    gauge(registry, {
+      name: 'msc_link_up', help: '1 when the device link is connected.', labelNames: ['device', 'transport'],
+      read: () => snapshots().map((s) => [{ device: s.id, transport: s.transport }, s.link === 'connected' ? 1 : 0] as const),
+    });
+    gauge(registry, { name: 'msc_clock_offset_ms', help: 'Device clock minus gateway clock.', labelNames: ['device'], read: perDevice((s) => s.clockOffsetMs) });
   }
 
   private anonymousCounts(source: string): Record<string, number> {

@@ -7,11 +7,12 @@
  */
 import { Backoff } from '../util/backoff.js';
 import { keepAliveClock, systemClock, type Clock, type TimerHandle } from '../util/clock.js';
+import type { Registry } from '../metrics.js';
 import { createInfluxClient, httpStatus, postLines, type InfluxTarget } from './influxConfig.js';
 import { LineReader } from './influxLines.js';
 import type { Journal } from './journal.js';
 import { readCursor, writeCursors } from './journalQueries.js';
-import { forwarderMetricsText } from './metrics.js';
+import { registerForwarderMetrics } from './metrics.js';
 import type { Db } from './schema.js';
 import { silentLog, STREAMS, type ConditionSink, type StorageLog, type Stream } from './types.js';
 
@@ -181,9 +182,9 @@ export class InfluxForwarder {
     };
   }
 
-  /** Prometheus text: `msc_forwarder_*` and the journal's `msc_journal_*` (do not add the journal's twice). */
-  metricsText(): string {
-    return forwarderMetricsText(this.status()) + this.opts.journal.metricsText();
+  /** The `msc_forwarder_*` families (the journal registers its own). */
+  registerMetrics(registry: Registry): void {
+    registerForwarderMetrics(registry, () => this.status());
   }
 
   private async run(): Promise<void> {

@@ -17,10 +17,11 @@
 import { join } from 'node:path';
 import type { AlarmTransition } from '../alarms/types.js';
 import type { DeviceEvent, EventBus, StateChange, TelemetrySample } from '../bus.js';
+import type { Registry } from '../metrics.js';
 import { Checkpointer } from './checkpointer.js';
 import { iterateTelemetry, readTelemetry, type JournalTelemetry } from './journalHistory.js';
 import * as q from './journalQueries.js';
-import { journalMetricsText } from './metrics.js';
+import { registerJournalMetrics } from './metrics.js';
 import { prepareCommit, type CommitBatch, type JournalRecord } from './journalRows.js';
 import { describeStorageError, JOURNAL_FILE, journalFileBytes, openJournalDb, type Db } from './schema.js';
 import {
@@ -255,9 +256,9 @@ export class Journal {
     };
   }
 
-  /** Prometheus text lines `msc_journal_*`. */
-  metricsText(): string {
-    return journalMetricsText(this.status());
+  /** The `msc_journal_*` families. */
+  registerMetrics(registry: Registry): void {
+    registerJournalMetrics(registry, () => this.status());
   }
 
   /**

@@ -1,7 +1,9 @@
 /** Checks Prometheus text exposition (format 0.0.4): one HELP/TYPE per metric, no duplicate series. */
 import { expect } from 'vitest';
 
-const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (-?[0-9.eE+-]+|NaN|[+-]Inf)$/;
+// prom-client writes NaN as "Nan" (the event-loop mean when no delay was sampled since the last scrape);
+// Prometheus reads it, its float parser ignores case.
+const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (-?[0-9.eE+-]+|NaN|Nan|[+-]Inf)$/;
 
 export function assertPrometheusText(text: string): void {
   const help = new Set<string>();

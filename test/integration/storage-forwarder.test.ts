@@ -4,6 +4,7 @@
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { TelemetrySample } from '../../src/bus.js';
+import { metricsTextOf } from '../../src/metrics.js';
 import { InfluxForwarder, type ForwarderConfig } from '../../src/storage/forwarder.js';
 import { HistoryService } from '../../src/storage/history.js';
 import { Journal } from '../../src/storage/journal.js';
@@ -180,12 +181,12 @@ describe('InfluxForwarder with a real influxd', () => {
     journal.appendTelemetry(sample(1, { QB: 150 }));
     await journal.committed();
     const f = forwarder();
-    expect(f.metricsText()).toMatch(/^msc_forwarder_backlog_lines 1$/m);
+    expect(await metricsTextOf((r) => f.registerMetrics(r))).toMatch(/^msc_forwarder_backlog_lines 1$/m);
     await f.start();
     await waitFor(caughtUp(f), { timeoutMs: 20_000 });
     const dbs = await influxRows('SHOW DATABASES');
     expect(dbs.map((r) => r.name)).toContain(dbName);
-    const text = f.metricsText();
+    const text = await metricsTextOf((r) => { f.registerMetrics(r); journal.registerMetrics(r); });
     expect(text).toMatch(/^msc_forwarder_backlog_lines 0$/m);
     expect(text).toMatch(/^msc_forwarder_written_total 1$/m);
     expect(text).toMatch(/^msc_journal_committed_total 1$/m);

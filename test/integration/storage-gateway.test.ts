@@ -103,7 +103,7 @@ describe('storage end to end', () => {
       expect(journal.flush()).toBe(true);
       const status = gw.gateway.forwarder!.status().lines;
       const health = gw.gateway.health().forwarder!.lines;
-      const metricLines = Number(/^msc_forwarder_backlog_lines (\d+)$/m.exec(gw.gateway.metricsText())?.[1]);
+      const metricLines = Number(/^msc_forwarder_backlog_lines (\d+)$/m.exec(await gw.gateway.metricsText())?.[1]);
       expect({ status, health, metricLines }).toEqual({ status: before + 3, health: before + 3, metricLines: before + 3 });
     } finally {
       await sim.stop();

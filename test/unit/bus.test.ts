@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { EventBus } from '../../src/bus.js';
+import { metricsTextOf } from '../../src/metrics.js';
 
 class Broken {}
 class Journal {}
@@ -11,7 +12,7 @@ class Journal {}
 const sample = (seq: number) => ({ deviceId: 'MSC-0001', sessionId: null, seq, t: seq, rx: seq, v: { QB: 150 } });
 
 describe('EventBus', () => {
-  it('isolates a throwing listener: the others still see every event and emit does not throw', () => {
+  it('isolates a throwing listener: the others still see every event and emit does not throw', async () => {
     const logs: Array<{ obj: object; msg: string }> = [];
     let now = 0;
     const bus = new EventBus({ logger: { error: (obj, msg) => logs.push({ obj, msg }) }, now: () => now });
@@ -21,7 +22,7 @@ describe('EventBus', () => {
     expect(() => { for (let i = 1; i <= 5; i++) bus.emit('telemetry', sample(i)); }).not.toThrow();
     expect(seen).toEqual([1, 2, 3, 4, 5]);
     expect(bus.listenerFailures()).toEqual([{ owner: 'Broken', event: 'telemetry', count: 5 }]);
-    expect(bus.metricsText()).toContain('msc_bus_listener_errors_total{listener="Broken",event="telemetry"} 5');
+    expect(await metricsTextOf((r) => bus.registerMetrics(r))).toContain('msc_bus_listener_errors_total{listener="Broken",event="telemetry"} 5');
     // Throttled: one line, then one a minute later carrying the count it suppressed.
     expect(logs).toHaveLength(1);
     expect(logs[0].msg).toMatch(/Broken failed handling telemetry/);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryAlarmStore } from '../../../src/alarms/store.js';
 import { NURSE, OK, harness, snapshot } from './engineHarness.js';
+import { metricsTextOf } from '../../../src/metrics.js';
 
 describe('device alarms and sources', () => {
   it('device EV alarms pass through with the device priority, never downgraded; I is not an alarm', () => {
@@ -152,7 +153,7 @@ describe('technical alarms', () => {
     expect(h.get('D1:DATA_DELAYED')!.active).toBe(false);
   });
 
-  it('flood metric: alarms per 10 min per device, flood above 10', () => {
+  it('flood metric: alarms per 10 min per device, flood above 10', async () => {
     const h = harness().start();
     h.state('RUNNING');
     for (let i = 0; i < 11; i++) {
@@ -160,11 +161,11 @@ describe('technical alarms', () => {
       h.frame(OK);
       h.engine.ack('D1:AIR_IN_LINE', NURSE);
     }
-    let text = h.engine.metricsText();
+    let text = await metricsTextOf((r) => h.engine.registerMetrics(r));
     expect(text).toContain('msc_alarms_10min{device="D1"} 11');
     expect(text).toContain('msc_alarm_flood{device="D1"} 1');
     h.advance(601_000, OK);
-    text = h.engine.metricsText();
+    text = await metricsTextOf((r) => h.engine.registerMetrics(r));
     expect(text).toContain('msc_alarms_10min{device="D1"} 0');
     expect(text).toContain('msc_alarm_flood{device="D1"} 0');
   });

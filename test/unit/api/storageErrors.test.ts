@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { buildServer } from '../../../src/api/server.js';
 import { GatewayError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/log.js';
+import { Registry } from '../../../src/metrics.js';
 import { StorageUnavailableError } from '../../../src/storage/types.js';
 
 function sqliteError(code: string): Error {
@@ -16,7 +17,7 @@ function sqliteError(code: string): Error {
 
 async function server(throwing: () => never) {
   return buildServer({
-    logger: silentLogger(), devices: { list: () => [], get: () => undefined } as never, health: () => ({}) as never, metrics: () => '',
+    logger: silentLogger(), devices: { list: () => [], get: () => undefined } as never, health: () => ({}) as never, metrics: new Registry(),
     plugins: [{ plugin: async (app) => { app.get('/api/x', async () => throwing()); } }],
   });
 }

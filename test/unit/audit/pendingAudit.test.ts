@@ -10,6 +10,7 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AuditLog, type AuditEntry } from '../../../src/audit/auditLog.js';
 import { PendingAudit } from '../../../src/audit/pendingAudit.js';
+import { metricsTextOf } from '../../../src/metrics.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -47,7 +48,7 @@ describe('PendingAudit', () => {
     pending.stop();
   });
 
-  it('keeps records in order with their action time while the trail is down, alarms, and writes them chained once it is back', () => {
+  it('keeps records in order with their action time while the trail is down, alarms, and writes them chained once it is back', async () => {
     const { file, log, pending, conditions, errors, tick } = setup();
     pending.record(entry('command.sent'));
     const db = (log as unknown as { opts: { db: Database.Database } }).opts.db;
@@ -59,7 +60,7 @@ describe('PendingAudit', () => {
     expect(pending.pending).toBe(2);
     expect(conditions.at(-1)).toMatch(/^2 audit record\(s\) of actions taken wait for the audit trail/);
     expect(errors.map((e) => e.msg)).toEqual(['audit trail unavailable: records of actions taken are kept in memory until it is back']);
-    expect(pending.metricsText()).toMatch(/^msc_audit_pending_records 2$/m);
+    expect(await metricsTextOf((r) => pending.registerMetrics(r))).toMatch(/^msc_audit_pending_records 2$/m);
 
     tick(5_000);
     pending.flush(); // still down: nothing lost, nothing reordered
@@ -74,7 +75,7 @@ describe('PendingAudit', () => {
       ['command.sent', 1_700_000_000_000], ['command.ok', t1], ['alarm.ack', t2],
     ]);
     expect(log.verify()).toMatchObject({ ok: true, count: 3 });
-    expect(pending.metricsText()).toMatch(/^msc_audit_deferred_total 2$/m);
+    expect(await metricsTextOf((r) => pending.registerMetrics(r))).toMatch(/^msc_audit_deferred_total 2$/m);
     pending.stop();
   });
 

@@ -20,6 +20,7 @@ import { EventBus } from '../../../src/bus.js';
 import { AnnotationStore } from '../../../src/control/annotations.js';
 import type { CommandService } from '../../../src/control/commandService.js';
 import { DeviceHub } from '../../../src/model/deviceHub.js';
+import { Registry } from '../../../src/metrics.js';
 import type { DeviceLink } from '../../../src/model/types.js';
 import { helloFrame } from '../../helpers/hello.js';
 
@@ -65,7 +66,7 @@ beforeAll(async () => {
   app = await buildServer({
     logger, devices: hub, loopbackOnly: false,
     health: () => ({ status: 'ok', live: true, ready: true, reasons: [] }),
-    metrics: () => 'msc_up 1\n',
+    metrics: new Registry(),
     plugins: [
       { plugin: authPlugin, opts: { tokens: store, limiter: new RateLimiter({ burst: 30, perSecond: 0.001 }) } },
       { plugin: commandRoutes, opts: { commands } },

@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { OVERFLOW_SOURCE, UnauthorizedLog } from '../../../src/auth/unauthorizedLog.js';
+import { metricsTextOf } from '../../../src/metrics.js';
 
 function harness(opts: { maxSources?: number } = {}) {
   const lines: Array<Record<string, any>> = [];
@@ -13,15 +14,15 @@ function harness(opts: { maxSources?: number } = {}) {
 }
 
 describe('UnauthorizedLog', () => {
-  it('counts every refusal per transport for /metrics', () => {
+  it('counts every refusal per transport for /metrics', async () => {
     const h = harness();
     for (let i = 0; i < 5; i++) h.refuse('10.0.0.1');
     h.refuse('10.0.0.1', 'ws');
     expect(h.log.total('http')).toBe(5);
     expect(h.log.total('ws')).toBe(1);
-    expect(h.log.metricsText()).toContain('msc_http_unauthorized_total{transport="http"} 5\n');
-    expect(h.log.metricsText()).toContain('msc_http_unauthorized_total{transport="ws"} 1\n');
-    expect(h.log.metricsText()).toContain('# TYPE msc_http_unauthorized_total counter');
+    expect(await metricsTextOf((r) => h.log.registerMetrics(r))).toContain('msc_http_unauthorized_total{transport="http"} 5\n');
+    expect(await metricsTextOf((r) => h.log.registerMetrics(r))).toContain('msc_http_unauthorized_total{transport="ws"} 1\n');
+    expect(await metricsTextOf((r) => h.log.registerMetrics(r))).toContain('# TYPE msc_http_unauthorized_total counter');
   });
 
   it('logs a source once per minute, the next line with the count held back since', () => {

@@ -10,6 +10,7 @@ import type { DeviceLink } from '../../../src/model/types.js';
 import { CMD_ID_RE } from '../../../src/protocol/commands.js';
 import type { AckResult, Command } from '../../../src/protocol/types.js';
 import { helloFrame } from '../../helpers/hello.js';
+import { metricsTextOf } from '../../../src/metrics.js';
 
 const DEV = 'MSC-0001';
 const alice = { user: 'alice', role: 'operator' };
@@ -166,8 +167,8 @@ describe('CommandService round trips', () => {
     await hub.ingest('MSC-0002', [helloFrame('MSC-0002'), { type: 'ACK', cmdId, result: 'OK', detail: '' }], dev);
     await vi.advanceTimersByTimeAsync(2000);
     expect(await p).toMatchObject({ result: 'TIMEOUT' });
-    expect(metric('unknown')).toBe(1);
-    expect(metric('unknown', 'MSC-0002')).toBe(1);
+    expect(await metric('unknown')).toBe(1);
+    expect(await metric('unknown', 'MSC-0002')).toBe(1);
   });
 
   it('retries after a failed write and audits it', async () => {
@@ -312,8 +313,8 @@ describe('cmd_id', () => {
   });
 });
 
-const metric = (kind: 'unknown' | 'conflict', device = DEV) => {
-  const m = svc.metricsText().match(new RegExp(`^msc_ack_unexpected_total\\{device="${device}",kind="${kind}"\\} (\\d+)$`, 'm'));
+const metric = async (kind: 'unknown' | 'conflict', device = DEV) => {
+  const m = (await metricsTextOf((r) => svc.registerMetrics(r))).match(new RegExp(`^msc_ack_unexpected_total\\{device="${device}",kind="${kind}"\\} (\\d+)$`, 'm'));
   return m ? Number(m[1]) : 0;
 };
 const records = (action: string) => audit.query().filter((r) => r.action === action);
@@ -321,7 +322,7 @@ const records = (action: string) => audit.query().filter((r) => r.action === act
 describe('ACKs for a cmd_id the gateway did not send', () => {
   it('are counted, audited, logged and raise ACK_UNEXPECTED (MEDIUM) on that console', async () => {
     await dev.ack('gw8r0007', 'REJ', 'forged');
-    expect(metric('unknown')).toBe(1);
+    expect(await metric('unknown')).toBe(1);
     expect(records('command.ack_unknown')).toEqual([expect.objectContaining({
       user: 'gateway', role: 'system', device: DEV, session: 'S-20260105-01', outcome: 'unknown',
       detail: { count: 1, windowS: null, sample: { cmdId: 'gw8r0007', result: 'REJ', reply: 'forged' } },
@@ -340,7 +341,7 @@ describe('ACKs for a cmd_id the gateway did not send', () => {
     await dev.ack(cmdId, 'OK');
     await vi.advanceTimersByTimeAsync(SETTLE_MS);
     expect(await p).toMatchObject({ result: 'OK', tries: 1 });
-    expect(metric('unknown')).toBe(4);
+    expect(await metric('unknown')).toBe(4);
     expect(actions().filter((a) => a.startsWith('command.rejected'))).toEqual([]);
   });
 
@@ -350,15 +351,15 @@ describe('ACKs for a cmd_id the gateway did not send', () => {
     await vi.advanceTimersByTimeAsync(0);
     const cmdId = dev.sent[0].cmdId;
     await hub.ingest('MSC-0002', [helloFrame('MSC-0002'), { type: 'ACK', cmdId, result: 'OK', detail: '' }], dev);
-    expect(metric('unknown', 'MSC-0002')).toBe(1);
+    expect(await metric('unknown', 'MSC-0002')).toBe(1);
     await dev.ack(cmdId, 'OK');
     await vi.advanceTimersByTimeAsync(SETTLE_MS);
     expect(await p).toMatchObject({ result: 'OK' });
     await dev.ack(cmdId, 'OK'); // the console's answer to a retry: normal
-    expect(metric('unknown')).toBe(0);
+    expect(await metric('unknown')).toBe(0);
     await vi.advanceTimersByTimeAsync(60_000);
     await dev.ack(cmdId, 'OK');
-    expect(metric('unknown')).toBe(1);
+    expect(await metric('unknown')).toBe(1);
   });
 
   it('a flood writes a bounded number of records and log lines; the alarm clears after a quiet minute', async () => {
@@ -370,7 +371,7 @@ describe('ACKs for a cmd_id the gateway did not send', () => {
     });
     svc.start();
     for (let i = 0; i < 1000; i++) await dev.ack(`f${i}`, 'REJ', 'x'.repeat(1000));
-    expect(metric('unknown')).toBe(1000);
+    expect(await metric('unknown')).toBe(1000);
     expect(records('command.ack_unknown')).toHaveLength(1);
     expect(lines).toHaveLength(1);
     // The forged text is cut to a readable length in the record.
@@ -387,7 +388,7 @@ describe('ACKs for a cmd_id the gateway did not send', () => {
     await vi.advanceTimersByTimeAsync(60_000);
     expect(conditions.map((c) => c.active)).toEqual([true, false]);
     expect(records('command.ack_unknown')).toHaveLength(2);
-    expect(metric('unknown')).toBe(1500);
+    expect(await metric('unknown')).toBe(1500);
   });
 
   it('many consoles together stay within the gateway-wide record budget; nothing is lost from the counts', async () => {
@@ -430,9 +431,9 @@ describe('a second ACK that contradicts the first', () => {
       cmdId, verb: 'RESUME', answers: [{ result: 'OK', reply: '' }, { result: 'REJ', reply: 'state RUNNING does not accept RESUME' }],
     } });
     expect(records('command.ack_conflict')[0]).toMatchObject({ user: 'gateway', detail: { count: 1, sample: { cmdId, result: 'REJ', verb: 'RESUME', first: 'OK' } } });
-    expect(svc.metricsText()).toMatch(/^msc_commands_total\{outcome="conflict"\} 1$/m);
-    expect(svc.metricsText()).toMatch(/^msc_commands_total\{outcome="OK"\} 0$/m);
-    expect(metric('conflict')).toBe(1);
+    expect(await metricsTextOf((r) => svc.registerMetrics(r))).toMatch(/^msc_commands_total\{outcome="conflict"\} 1$/m);
+    expect(await metricsTextOf((r) => svc.registerMetrics(r))).toMatch(/^msc_commands_total\{outcome="OK"\} 0$/m);
+    expect(await metric('conflict')).toBe(1);
     expect(conditions).toEqual([expect.objectContaining({ device: DEV, rule: 'ACK_UNEXPECTED', active: true, priority: 'MEDIUM' })]);
     expect(conditions[0].message).toMatch(/Conflicting answers .* RESUME .* OK then REJ; verify/);
   });
@@ -458,7 +459,7 @@ describe('a second ACK that contradicts the first', () => {
     await vi.advanceTimersByTimeAsync(SETTLE_MS);
     expect(await p).toMatchObject({ result: 'REJ' });
     await dev.ack(dev.sent[0].cmdId, 'REJ', 'door open');
-    expect(metric('conflict') + metric('unknown')).toBe(0);
+    expect((await metric('conflict')) + (await metric('unknown'))).toBe(0);
     expect(conditions).toEqual([]);
   });
 
@@ -472,7 +473,7 @@ describe('a second ACK that contradicts the first', () => {
       user: 'alice', outcome: 'conflict',
       detail: expect.objectContaining({ cmdId, verb: 'SET', reported: 'OK', afterMs: 5_000 }),
     })]);
-    expect(metric('conflict')).toBe(10);
+    expect(await metric('conflict')).toBe(10);
     expect(records('command.ack_conflict')).toHaveLength(1);
     expect(conditions.map((c) => c.active)).toEqual([true]);
   });
@@ -485,7 +486,7 @@ describe('a second ACK that contradicts the first', () => {
     const cmdId = res.ok ? res.cmdId : '';
     await dev.ack(cmdId, 'OK');
     await dev.ack(cmdId, 'OK');
-    expect(metric('conflict')).toBe(0);
+    expect(await metric('conflict')).toBe(0);
     await dev.ack(cmdId, 'REJ');
     expect(actions().slice(-3)).toEqual(['command.late_ack:OK', 'command.ack_conflict:conflict', 'command.conflict:conflict']);
   });

@@ -18,6 +18,7 @@ import { DeviceHub } from '../../../src/model/deviceHub.js';
 import type { DeviceLink } from '../../../src/model/types.js';
 import { waitFor } from '../../helpers/waitFor.js';
 import { helloFrame } from '../../helpers/hello.js';
+import { metricsTextOf } from '../../../src/metrics.js';
 
 type Msg = Record<string, any>;
 const DEVICES = Array.from({ length: 24 }, (_, i) => `MSC-${String(i + 1).padStart(4, '0')}`);
@@ -96,7 +97,7 @@ async function round(): Promise<void> {
 }
 
 const telemetrySeqs = (msgs: Msg[], device: string) => msgs.filter((m) => m.type === 'telemetry' && m.device === device).map((m) => m.seq as number);
-const metric = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(live.metricsText())?.[1] ?? NaN);
+const metric = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await metricsTextOf((r) => live.registerMetrics(r)))?.[1] ?? NaN);
 
 describe('slow live client', () => {
   it('is conflated while a normal client receives every sample in order and on time; nothing critical is dropped', async () => {
@@ -107,7 +108,7 @@ describe('slow live client', () => {
 
     // Produce until the slow client's socket backlog forces conflation (kernel buffers fill first), then more.
     const deadline = Date.now() + 60_000;
-    while (metric('msc_ws_conflations_total') < 1) {
+    while ((await metric('msc_ws_conflations_total')) < 1) {
       if (Date.now() > deadline) throw new Error('the slow client was never conflated');
       await round();
     }
@@ -154,7 +155,7 @@ describe('slow live client', () => {
       for (let i = 1; i < got.length; i++) expect(got[i]).toBeGreaterThan(got[i - 1]);
     }
     expect(slowCount).toBeLessThan(telemetrySeqs(normal.msgs, DEVICES[0]).length * DEVICES.length);
-    expect(metric('msc_ws_telemetry_dropped_total')).toBeGreaterThan(0);
+    expect(await metric('msc_ws_telemetry_dropped_total')).toBeGreaterThan(0);
   }, 120_000);
 
   it('disconnects a client that stays over the hard limit (1013), without touching the others', async () => {
@@ -178,7 +179,7 @@ describe('slow live client', () => {
       }
       await new Promise((r) => setTimeout(r, 5));
     }
-    expect(live.metricsText()).toMatch(/msc_ws_disconnects_total\{reason="slow"\} 1/);
+    expect(await metricsTextOf((r) => live.registerMetrics(r))).toMatch(/msc_ws_disconnects_total\{reason="slow"\} 1/);
     await waitFor(() => normal.msgs.filter((m) => m.type === 'event').length === n, { timeoutMs: 20_000 });
     expect(normal.ws.readyState).toBe(WebSocket.OPEN);
   }, 120_000);

@@ -25,6 +25,7 @@ import { DeviceHub } from '../../../src/model/deviceHub.js';
 import type { DeviceLink } from '../../../src/model/types.js';
 import { waitFor } from '../../helpers/waitFor.js';
 import { helloFrame } from '../../helpers/hello.js';
+import { metricsTextOf } from '../../../src/metrics.js';
 
 type Msg = Record<string, any>;
 /** Enough consoles for a snapshot of about 7 MB, which took seconds to build in one go. */
@@ -112,8 +113,8 @@ function connect(opts: { headers?: Record<string, string>; auth?: boolean } = {}
   return { ws, msgs, state, send, socket };
 }
 
-const metric = (name: string, labels = '') => {
-  const line = live!.metricsText().split('\n').find((l) => l.startsWith(`${name}${labels} `));
+const metric = async (name: string, labels = '') => {
+  const line = (await metricsTextOf((r) => live!.registerMetrics(r))).split('\n').find((l) => l.startsWith(`${name}${labels} `));
   return line === undefined ? NaN : Number(line.split(' ')[1]);
 };
 /** The longest gap between turns of a 5 ms timer, from now until stop(), ms: how long the event loop was held. */
@@ -146,7 +147,7 @@ describe('snapshot of a large fleet', () => {
     // Built in one go, this snapshot held the loop for over 3 s (most of it finding each console's alarms).
     expect(loop.stop()).toBeLessThan(LOOP_BOUND_MS);
     // Spread over many turns of the loop, whatever the machine's load.
-    expect(metric('msc_ws_snapshot_slices_total')).toBeGreaterThan(20);
+    expect(await metric('msc_ws_snapshot_slices_total')).toBeGreaterThan(20);
     const parts = c.msgs.filter((m) => m.type === 'snapshot');
     expect(parts.length).toBeGreaterThan(1);
     expect(parts.slice(0, -1).every((p) => p.more === true)).toBe(true);
@@ -155,7 +156,7 @@ describe('snapshot of a large fleet', () => {
     expect(new Set(devices.map((d) => d.id)).size).toBe(FLEET);
     expect(devices[0]).toMatchObject({ id: 'MSC-00000', values: { CH0: { v: expect.any(Number) } } });
     expect(devices[0].alarms.map((a: Msg) => a.rule).sort()).toEqual(['R1', 'R2', 'R3']);
-    expect(metric('msc_ws_snapshot_parts_total')).toBe(parts.length);
+    expect(await metric('msc_ws_snapshot_parts_total')).toBe(parts.length);
   }, 60_000);
 });
 
@@ -172,7 +173,7 @@ describe('a client that subscribes in a loop', () => {
     const refused = await waitFor(() => c.msgs.find((m) => m.type === 'error'));
     expect(refused).toMatchObject({ code: 'rate_limited', retryAfterMs: expect.any(Number) });
     expect(refused.retryAfterMs).toBeGreaterThan(5000);
-    expect(metric('msc_ws_client_errors_total', '{code="rate_limited"}')).toBe(1);
+    expect(await metric('msc_ws_client_errors_total', '{code="rate_limited"}')).toBe(1);
     // Refused whole: the subscription did not change, and the connection is still served.
     c.send({ type: 'ping', id: 'after' });
     await waitFor(() => c.msgs.some((m) => m.type === 'pong'));
@@ -197,18 +198,18 @@ describe('a client that subscribes in a loop', () => {
     // Flow control's soft bound (256 KiB) plus at most one part: 20 whole snapshots were 140 MB.
     expect(maxBacklog).toBeLessThan(1024 * 1024);
     // The flow tick wakes the pump every 50 ms; it sends nothing more while nothing is read.
-    const slices = metric('msc_ws_snapshot_slices_total');
-    await waitFor(() => backlog() >= 0 && metric('msc_ws_snapshot_slices_total') >= slices + 20, { message: '20 more pump turns' });
+    const slices = await metric('msc_ws_snapshot_slices_total');
+    await waitFor(async () => backlog() >= 0 && (await metric('msc_ws_snapshot_slices_total')) >= slices + 20, { message: '20 more pump turns' });
     expect(maxBacklog).toBeLessThan(1024 * 1024);
-    expect(metric('msc_ws_backlog_max_bytes')).toBeLessThan(1024 * 1024);
+    expect(await metric('msc_ws_backlog_max_bytes')).toBeLessThan(1024 * 1024);
     expect(loop.stop()).toBeLessThan(LOOP_BOUND_MS);
-    expect(metric('msc_ws_snapshot_clients_waiting')).toBe(1);
+    expect(await metric('msc_ws_snapshot_clients_waiting')).toBe(1);
     // 4 snapshots queued, 16 subscribes refused: the client finds out when it reads again.
-    expect(metric('msc_ws_client_errors_total', '{code="rate_limited"}')).toBe(16);
+    expect(await metric('msc_ws_client_errors_total', '{code="rate_limited"}')).toBe(16);
     c.socket().resume();
     await waitFor(() => finals(c.msgs) === 4, { timeoutMs: 30_000, message: 'the 4 queued snapshots' });
     expect(c.msgs.filter((m) => m.type === 'error').map((m) => m.code)).toEqual(Array(16).fill('rate_limited'));
-    await waitFor(() => metric('msc_ws_snapshot_clients_waiting') === 0);
+    await waitFor(async () => (await metric('msc_ws_snapshot_clients_waiting')) === 0);
   }, 60_000);
 });
 
@@ -219,8 +220,8 @@ describe('sockets that have not authenticated', () => {
     await waitFor(() => anon.every((a) => a.state.open || a.state.status !== null), { message: 'every anonymous upgrade answered' });
     expect(anon.filter((a) => a.state.open)).toHaveLength(32);
     expect(anon.filter((a) => a.state.status === 503)).toHaveLength(8);
-    expect(metric('msc_ws_unauthenticated_clients')).toBe(32);
-    expect(metric('msc_ws_rejected_upgrades_total', '{reason="busy_unauthenticated"}')).toBe(8);
+    expect(await metric('msc_ws_unauthenticated_clients')).toBe(32);
+    expect(await metric('msc_ws_rejected_upgrades_total', '{reason="busy_unauthenticated"}')).toBe(8);
     const viewers = Array.from({ length: 8 }, () => connect());
     await waitFor(() => viewers.every((v) => v.msgs.some((m) => m.type === 'welcome')), { message: 'every viewer welcomed' });
     // The authenticated cap holds for the upgrade and for a waiting socket that authenticates by message.
@@ -228,7 +229,7 @@ describe('sockets that have not authenticated', () => {
     await waitFor(() => ninth.state.status === 503);
     anon[0]!.send({ type: 'auth', token });
     await waitFor(() => anon[0]!.state.closeCode === 1013);
-    expect(metric('msc_ws_disconnects_total', '{reason="busy"}')).toBe(1);
+    expect(await metric('msc_ws_disconnects_total', '{reason="busy"}')).toBe(1);
   });
 
   it('are closed 4401 at the authentication deadline, which frees their place', async () => {
@@ -240,12 +241,12 @@ describe('sockets that have not authenticated', () => {
     await waitFor(() => c.state.status === 503);
     await waitFor(() => a.state.closeCode === 4401 && b.state.closeCode === 4401, { message: 'closed at the deadline' });
     expect(a.state.closeReason).toMatch(/authentication required/);
-    expect(metric('msc_ws_disconnects_total', '{reason="auth_timeout"}')).toBe(2);
+    expect(await metric('msc_ws_disconnects_total', '{reason="auth_timeout"}')).toBe(2);
     const d = connect({ auth: false });
     await waitFor(() => d.state.open);
     d.send({ type: 'auth', token });
     await waitFor(() => d.msgs.some((m) => m.type === 'welcome'));
-    expect(metric('msc_ws_unauthenticated_clients')).toBe(0);
+    expect(await metric('msc_ws_unauthenticated_clients')).toBe(0);
   });
 });
 
@@ -259,7 +260,7 @@ describe('Origin', () => {
     // Same host name, another port: another origin.
     const otherPort = connect({ headers: { origin: `http://127.0.0.1:${port + 1}` } });
     await waitFor(() => otherPort.state.status === 403);
-    expect(metric('msc_ws_rejected_upgrades_total', '{reason="origin"}')).toBe(3);
+    expect(await metric('msc_ws_rejected_upgrades_total', '{reason="origin"}')).toBe(3);
     for (const origin of [`http://127.0.0.1:${port}`, 'https://ward-gw.example.org', undefined]) {
       const c = connect({ headers: origin ? { origin } : {} });
       await waitFor(() => c.msgs.some((m) => m.type === 'welcome'), { message: `welcome with Origin ${origin}` });

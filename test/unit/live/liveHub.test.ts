@@ -15,6 +15,7 @@ import { DeviceHub } from '../../../src/model/deviceHub.js';
 import type { DeviceLink } from '../../../src/model/types.js';
 import { waitFor } from '../../helpers/waitFor.js';
 import { helloFrame } from '../../helpers/hello.js';
+import { metricsTextOf } from '../../../src/metrics.js';
 
 type Msg = Record<string, any>;
 const DEV = 'MSC-0001';
@@ -209,7 +210,7 @@ describe('LiveHub stream', () => {
     c.ws.send(Buffer.from([1, 2, 3]));
     await waitFor(() => c.msgs.filter((m) => m.type === 'error').length === 4);
     expect(c.msgs.filter((m) => m.type === 'error').map((m) => m.code)).toEqual(['invalid_json', 'unknown_type', 'invalid_message', 'binary']);
-    expect(live.metricsText()).toMatch(/msc_ws_client_errors_total\{code="invalid_json"\} 1/);
+    expect(await metricsTextOf((r) => live.registerMetrics(r))).toMatch(/msc_ws_client_errors_total\{code="invalid_json"\} 1/);
     c.send({ type: 'ping' });
     await c.next('pong');
   });
@@ -223,7 +224,7 @@ describe('LiveHub stream', () => {
     await alive.next('welcome');
     await waitFor(() => dead.state.closeCode !== null, { timeoutMs: 3000 });
     expect(alive.state.closeCode).toBeNull();
-    expect(live.metricsText()).toMatch(/msc_ws_disconnects_total\{reason="heartbeat"\} 1/);
+    expect(await metricsTextOf((r) => live.registerMetrics(r))).toMatch(/msc_ws_disconnects_total\{reason="heartbeat"\} 1/);
   });
 
   it('closes every client with 1001 on stop()', async () => {

@@ -5,6 +5,7 @@ import { DeviceHub } from '../../../src/model/deviceHub.js';
 import type { DeviceLink } from '../../../src/model/types.js';
 import type { DeviceFrame } from '../../../src/protocol/types.js';
 import { ManualClock } from '../../../src/util/clock.js';
+import { metricsTextOf } from '../../../src/metrics.js';
 
 const link: DeviceLink = { kind: 'serial', source: '/dev/ttyX', send: async () => {} };
 const hello: DeviceFrame = { type: 'HELLO', deviceId: 'MSC-0001', model: 'MSC-ALS 2', fw: '3.4.1', icd: 1, serialNo: 'SN1' };
@@ -144,13 +145,13 @@ describe('DeviceHub', () => {
     expect(hub.get('MSC-0001')!.link).toBe('connected');
   });
 
-  it('counts discards per device, and per source before identity, then hands them over', () => {
+  it('counts discards per device, and per source before identity, then hands them over', async () => {
     const { hub } = setup();
     hub.discard(null, '/dev/ttyX', { type: 'discard', reason: 'bad_crc', raw: '', detail: '' });
     void hub.ingest('MSC-0001', [hello], link);
     hub.discard('MSC-0001', '/dev/ttyX', { type: 'discard', reason: 'bad_crc', raw: '', detail: '' });
     expect(hub.get('MSC-0001')!.counters.discards).toEqual({ bad_crc: 2 });
-    expect(hub.metricsText()).toContain('msc_discards_total{device="MSC-0001",reason="bad_crc"} 2');
+    expect(await metricsTextOf((r) => hub.registerMetrics(r))).toContain('msc_discards_total{device="MSC-0001",reason="bad_crc"} 2');
   });
 
   it('keeps ingesting when the journal cannot tell the last seq (unwritable data directory)', async () => {
@@ -198,8 +199,8 @@ describe('DeviceHub', () => {
     const c = hub.get('D')!.counters;
     expect([c.framesLost, c.seqGaps, c.seqImplausible]).toEqual([1, 1, 1]);
     expect(seen.filter(([k]) => k === 'telemetry').length).toBe(5); // the suspect frame is kept, not lost
-    expect(hub.metricsText()).toContain('msc_seq_implausible_total{device="D"} 1');
-    expect(hub.metricsText()).toContain('msc_frames_lost_total{device="D"} 1');
+    expect(await metricsTextOf((r) => hub.registerMetrics(r))).toContain('msc_seq_implausible_total{device="D"} 1');
+    expect(await metricsTextOf((r) => hub.registerMetrics(r))).toContain('msc_frames_lost_total{device="D"} 1');
   });
 
   it('makes no console of an id that never sent a HELLO: counted under its source as no_hello, nothing on the bus', async () => {
@@ -218,7 +219,7 @@ describe('DeviceHub', () => {
     await hub.ingest('X-1', [{ type: 'T', seq: 3, t: 3, v: { QB: 2 } }], mqtt);
     expect(hub.get('X-1')!.values.QB.v).toBe(2);
     expect(hub.get('X-1')!.counters.discards).toEqual({});
-    expect(hub.metricsText()).toContain('msc_discards_total{device="",source="mqtt://broker:1883",reason="no_hello"} 4');
+    expect(await metricsTextOf((r) => hub.registerMetrics(r))).toContain('msc_discards_total{device="",source="mqtt://broker:1883",reason="no_hello"} 4');
   });
 
   it('admits a console the journal knows without a new HELLO (a resumed MQTT session delivers its queue before the retained HELLO)', async () => {

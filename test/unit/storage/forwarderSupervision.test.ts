@@ -13,6 +13,7 @@ import { Journal } from '../../../src/storage/journal.js';
 import type { StorageCondition } from '../../../src/storage/types.js';
 import { waitFor } from '../../helpers/waitFor.js';
 import { fullValues, sample, tempDir } from './fixtures.js';
+import { metricsTextOf } from '../../../src/metrics.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -68,6 +69,6 @@ describe('forwarder supervision', () => {
     expect(status.restarts).toBe(4);
     expect(status.loopError).toBeNull();
     expect(status.lines).toBe(0);
-    expect(forwarder.metricsText()).toMatch(/^msc_forwarder_restarts_total 4$/m);
+    expect(await metricsTextOf((r) => forwarder.registerMetrics(r))).toMatch(/^msc_forwarder_restarts_total 4$/m);
   });
 });
