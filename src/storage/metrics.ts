@@ -1,6 +1,6 @@
 /** Prometheus text exposition (version 0.0.4) of the journal's and forwarder's status. */
-import type { ForwarderStatus } from './forwarder.js';
-import type { JournalStatus } from './journal.js';
+// Types from ./types.js, not from the journal or the forwarder: both import this module.
+import type { ForwarderStatus, JournalStatus } from './types.js';
 
 function lines(metrics: Array<[name: string, type: 'gauge' | 'counter', value: number]>): string {
   return metrics.map(([name, type, value]) => `# TYPE ${name} ${type}\n${name} ${value}\n`).join('');
