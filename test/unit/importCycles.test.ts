@@ -1,6 +1,7 @@
 /**
  * Module boundaries: no import cycle among the gateway's own modules (type-only imports count too: a cycle of
- * types is a sign that two parts should share a types.ts). Imports are read with TypeScript's own pre-processor, so multi-line,
+ * types is a sign that two parts should share a types.ts), and the live-stream protocol that the browser
+ * bundle also compiles imports nothing. Imports are read with TypeScript's own pre-processor, so multi-line,
  * `import type`, `export ... from` and dynamic imports are all seen.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
@@ -75,5 +76,10 @@ describe('module boundaries', () => {
   it('device-sim/src and web/src have no import cycle', () => {
     expect(importCycles(join(ROOT, 'device-sim', 'src'))).toEqual([]);
     expect(importCycles(join(ROOT, 'web', 'src'))).toEqual([]);
+  });
+
+  it('the live-stream protocol shared with the browser imports nothing', () => {
+    const { importedFiles } = ts.preProcessFile(readFileSync(join(ROOT, 'src/live/protocol.ts'), 'utf8'), true, true);
+    expect(importedFiles.map((i) => i.fileName)).toEqual([]);
   });
 });
