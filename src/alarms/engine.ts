@@ -10,11 +10,11 @@ import type { DeviceView } from '../model/deviceHub.js';
 import type { DevicePriority } from '../protocol/types.js';
 import { AlarmBook, type ActionResult, type AlarmListFilter, type AudioPauseResult } from './book.js';
 import { compileRules, ruleActiveIn, type CompiledRules } from './compile.js';
-import { AlarmEvaluator, SENSOR_FAULT_PREFIX, type ConditionChange } from './evaluator.js';
+import { AlarmEvaluator, SENSOR_FAULT_PREFIX } from './evaluator.js';
 import { defaultProfile, rank, resolveRules, type AlarmProfile, type Rule } from './rules.js';
 import { MemoryAlarmStore, type AlarmStore, type PersistedAlarms, type PersistedDeviceState } from './store.js';
 import { LinkMonitor, type TechnicalCondition } from './technical.js';
-import type { Actor, AlarmInstance, AlarmPriority } from './types.js';
+import type { Actor, AlarmInstance, AlarmPriority, ConditionChange } from './types.js';
 import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
 
 export type { ActionResult, AudioPauseResult, AlarmListFilter } from './book.js';

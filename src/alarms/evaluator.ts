@@ -9,7 +9,7 @@
  */
 import type { StateChange, TelemetrySample } from '../bus.js';
 import type { SessionState } from '../protocol/types.js';
-import type { AlarmPriority } from './types.js';
+import type { ConditionSink } from './types.js';
 import {
   K_DETECTOR, K_DEVIATION, K_HIGH, K_LOW, K_RISE, K_STATE_DURATION, stateBit, stateMask, type CompiledRules,
 } from './compile.js';
@@ -18,29 +18,7 @@ import { RANK_PRIORITY, type Rule } from './ruleSchema.js';
 import { SensorFaults } from './sensorFaults.js';
 
 export { SENSOR_FAULT_PREFIX } from './sensorFaults.js';
-
-export interface ConditionChange {
-  deviceId: string;
-  /** Rule id, or SENSOR_FAULT_<CH> for a channel in fault. */
-  rule: string;
-  source: 'process' | 'technical';
-  /** Priority now; null when the condition cleared. */
-  priority: AlarmPriority | null;
-  value: number | null;
-  limit: number | null;
-  message: string;
-  latching: boolean;
-  /** Session of the frame (or state) that completed the change. */
-  sessionId: string | null;
-  /** Gateway time of the frame or tick that completed the change. */
-  at: number;
-  /** The rule (process conditions only): re-annunciation and escalation settings. */
-  ruleDef: Rule | null;
-}
-
-export interface ConditionSink {
-  condition(change: ConditionChange): void;
-}
+export type { ConditionChange, ConditionSink } from './types.js';
 
 export interface EvaluatorHooks {
   /** Resolved rules for a device (by its model); called when the device is first seen or reconfigured. */

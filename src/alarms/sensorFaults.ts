@@ -6,7 +6,7 @@
  */
 import type { TelemetrySample } from '../bus.js';
 import type { DeviceEval, FaultState } from './deviceEval.js';
-import type { ConditionSink } from './evaluator.js';
+import type { ConditionSink } from './types.js';
 import { RANK_PRIORITY } from './ruleSchema.js';
 
 export const SENSOR_FAULT_PREFIX = 'SENSOR_FAULT_';

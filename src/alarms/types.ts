@@ -2,6 +2,8 @@
  * Alarm instance shape shared by the alarm engine, the API, the live stream and storage.
  * IEC 60601-1-8 priorities; ISA-18.2 / IEC 62682 states.
  */
+import type { Rule } from './ruleSchema.js';
+
 export type AlarmPriority = 'HIGH' | 'MEDIUM' | 'LOW';
 export type AlarmSource = 'device' | 'process' | 'technical';
 export type AlarmState =
@@ -83,4 +85,31 @@ export interface AlarmListFilter {
   /** `active` (default): every instance not NORMAL, shelved and suppressed ones included; `all`: also NORMAL. */
   state?: 'active' | 'all';
   device?: string;
+}
+
+/**
+ * What the evaluator (and its sensor-fault part) reports to the engine: a condition raised at a priority or
+ * cleared. Here rather than in evaluator.ts because both the evaluator and sensorFaults.ts use it.
+ */
+export interface ConditionChange {
+  deviceId: string;
+  /** Rule id, or SENSOR_FAULT_<CH> for a channel in fault. */
+  rule: string;
+  source: 'process' | 'technical';
+  /** Priority now; null when the condition cleared. */
+  priority: AlarmPriority | null;
+  value: number | null;
+  limit: number | null;
+  message: string;
+  latching: boolean;
+  /** Session of the frame (or state) that completed the change. */
+  sessionId: string | null;
+  /** Gateway time of the frame or tick that completed the change. */
+  at: number;
+  /** The rule (process conditions only): re-annunciation and escalation settings. */
+  ruleDef: Rule | null;
+}
+
+export interface ConditionSink {
+  condition(change: ConditionChange): void;
 }

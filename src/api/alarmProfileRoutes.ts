@@ -4,16 +4,19 @@
  *   docs/alarms.md), applied on top of the configured profile;
  * - `PUT /api/devices/:id/limits` `{rule, limit, deadband?, onDelayMs?, reason}`: one rule's limit for one
  *   device, written as that device's patch in the same document.
- * Every change is validated with the engine's schema (400 names the field paths), audited with its old and new
- * value and reason BEFORE it takes effect (21 CFR Part 11: a change that cannot be recorded is refused, 503),
- * then persisted (AlarmProfileStore; 503 and nothing applied when it cannot be written), then applied.
+ * Every change is validated with the engine's schema (400 names the field paths), then committed by
+ * alarms/profileChanges.ts: audited BEFORE it takes effect (503 audit_unavailable, 413 too_large when refused),
+ * persisted (503 not_persisted), applied. These routes only translate HTTP to that and its outcome back.
  * Handlers are synchronous from validation to apply, so two changes cannot interleave.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { AlarmEngine } from '../alarms/engine.js';
+import {
+  commitProfileChange, confirmProfileProblem, type AlarmProfileChange, type ChangeRefusal,
+} from '../alarms/profileChanges.js';
 import type { AlarmProfileStore, ProfileDocument } from '../alarms/profileStore.js';
-import { ProfileFileSchema, type AlarmProfile, type Rule, type RulePatch } from '../alarms/rules.js';
+import { ProfileFileSchema, type Rule, type RulePatch } from '../alarms/rules.js';
 import type { Actor } from '../alarms/types.js';
 import type { AuditRecord, AuditSink } from '../audit/auditLog.js';
 import { REASON_MAX } from '../control/requestSchemas.js';
@@ -112,50 +115,20 @@ function ruleFor(engine: AlarmProfileRoutesOptions['engine'], deviceId: string, 
     ?? engine.currentProfile().rules.find((r) => r.id === ruleId);
 }
 
-interface Change {
-  actor: Actor;
-  device: string | null;
-  action: 'alarm.profile.change' | 'alarm.limit.change';
-  detail: Record<string, unknown>;
-  reason: string;
-  document: ProfileDocument;
-  profile: AlarmProfile;
-}
+const REFUSAL_STATUS: Record<ChangeRefusal | 'nothing_to_confirm', number> = {
+  too_large: 413, audit_unavailable: 503, not_persisted: 503, nothing_to_confirm: 409,
+};
 
 export async function alarmProfileRoutes(app: FastifyInstance, opts: AlarmProfileRoutesOptions): Promise<void> {
   const { engine, audit, store, actorOf } = opts;
 
-  /** Audit, persist, apply, in that order; answers the refusal itself and returns null when refused. */
-  const commit = (req: FastifyRequest, reply: FastifyReply, c: Change): AuditRecord | null => {
-    const entry = { user: c.actor.user, role: c.actor.role, device: c.device, action: c.action, detail: c.detail };
-    let record: AuditRecord;
-    try {
-      record = audit.append({ ...entry, outcome: 'accepted' });
-    } catch (err) {
-      req.log.error({ err, action: c.action }, 'audit unavailable: alarm profile change refused');
-      // The audit log refuses an over-long detail with a RangeError: that change is too large, not the trail down.
-      if (err instanceof RangeError) {
-        void sendError(reply, 'too_large', `${err.message}: the change was not made`);
-      } else {
-        void sendError(reply, 'audit_unavailable', 'the audit trail cannot be written: the change was not made');
-      }
-      return null;
-    }
-    try {
-      store.save(c.document, { changedBy: c.actor.user, reason: c.reason });
-    } catch (err) {
-      req.log.error({ err, file: store.file }, 'alarm profile cannot be persisted: change not applied');
-      try {
-        audit.append({ ...entry, detail: { auditId: record.id, error: (err as Error).message }, outcome: 'failed' });
-      } catch (auditErr) {
-        req.log.error({ err: auditErr, action: c.action }, 'audit append failed');
-      }
-      void sendError(reply, 'not_persisted', `the change cannot be written to ${store.file} (${(err as Error).message}): it was not made`);
-      return null;
-    }
-    engine.updateProfile(c.profile);
-    req.log.info({ user: c.actor.user, device: c.device, action: c.action, auditId: record.id }, 'alarm profile changed');
-    return record;
+  const deps = { engine, audit, store };
+  /** The change committed (audit, persist, apply), or the refusal answered; null when refused. */
+  const commit = (req: FastifyRequest, reply: FastifyReply, c: AlarmProfileChange): AuditRecord | null => {
+    const outcome = commitProfileChange(deps, c, req.log);
+    if (outcome.ok) return outcome.record;
+    void sendError(reply, outcome.refusal, outcome.message);
+    return null;
   };
 
   app.put('/api/alarms/profile', { bodyLimit: PROFILE_BODY_LIMIT }, async (req, reply) => {
@@ -241,21 +214,8 @@ export async function alarmProfileRoutes(app: FastifyInstance, opts: AlarmProfil
   app.post('/api/alarms/profile/confirm', async (req, reply) => {
     const body = ConfirmBody.safeParse(req.body ?? {});
     if (!body.success) return sendBadRequest(reply, zodIssues(body.error));
-    const problem = store.loadProblem;
-    if (problem === null) return sendError(reply, 'nothing_to_confirm');
-    const actor = actorOf(req);
-    let record: AuditRecord;
-    try {
-      record = audit.append({
-        user: actor.user, role: actor.role, device: null, action: 'alarm.profile.confirm', outcome: 'accepted',
-        detail: { problem, reason: body.data.reason },
-      });
-    } catch (err) {
-      req.log.error({ err }, 'audit unavailable: alarm profile confirmation refused');
-      return sendError(reply, 'audit_unavailable', 'the audit trail cannot be written: nothing was confirmed');
-    }
-    store.confirm();
-    req.log.info({ user: actor.user, auditId: record.id }, 'alarm profile in force confirmed by an engineer');
-    return { confirmed: problem, profile: engine.currentProfile(), auditId: record.id };
+    const outcome = confirmProfileProblem(deps, actorOf(req), body.data.reason, req.log);
+    if (!outcome.ok) return sendError(reply, outcome.refusal, outcome.message);
+    return { confirmed: outcome.confirmed, profile: engine.currentProfile(), auditId: outcome.record.id };
   });
 }

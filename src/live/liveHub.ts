@@ -84,6 +84,7 @@ const MAX_QUEUED_SNAPSHOTS = 4;
 function commandRefusal(code: ErrorCode, message: string): { status: number; error: ErrorCode; message: string } {
   return { status: statusOf(code), error: code, message };
 }
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 type UpgradeRefusal = 'unauthorized' | 'forbidden' | 'origin' | 'busy' | 'busy_unauthenticated';
 const WS_ACCESS = routeAccess('GET', '/ws');
@@ -252,10 +253,7 @@ export class LiveHub {
 
   private welcome(client: LiveClient, principal: Principal): void {
     client.principal = principal;
-    client.sendPriority(JSON.stringify({
-      type: 'welcome', user: principal.user, role: principal.role, protocol: M.LIVE_PROTOCOL,
-      heartbeatMs: this.opts.heartbeatMs ?? 10_000,
-    }));
+    client.sendPriority(M.welcomeMessage(principal.user, principal.role, this.opts.heartbeatMs ?? 10_000));
   }
 
   private clientError(client: LiveClient, code: ErrorCode, message: string, id?: unknown, extra?: Parameters<typeof M.errorMessage>[3]): void {
@@ -276,9 +274,8 @@ export class LiveHub {
     if (client.principal && !this.opts.tokens.stillValid(client.principal)) {
       const { type, id } = (json ?? {}) as { type?: unknown; id?: unknown };
       if (type === 'command') {
-        client.sendPriority(JSON.stringify({
-          type: 'commandResult', id: typeof id === 'string' || typeof id === 'number' ? id : undefined,
-          ...commandRefusal('unauthorized', 'token revoked'),
+        client.sendPriority(M.commandResultMessage({
+          id: typeof id === 'string' || typeof id === 'number' ? id : undefined, ...commandRefusal('unauthorized', 'token revoked'),
         }));
       }
       return this.disconnect(client, 'revoked', 4401, 'token revoked');
@@ -306,7 +303,7 @@ export class LiveHub {
     const needs = WS_MESSAGE_ROLES[msg.type];
     if (needs && !roleAtLeast(client.principal.role, needs)) {
       if (msg.type === 'command') {
-        return client.sendPriority(JSON.stringify({ type: 'commandResult', id: msg.id, ...commandRefusal('forbidden', `commands need role ${needs}`) }));
+        return client.sendPriority(M.commandResultMessage({ id: msg.id, ...commandRefusal('forbidden', `commands need role ${needs}`) }));
       }
       return this.clientError(client, 'forbidden', `${msg.type} needs role ${needs}`);
     }
@@ -315,7 +312,7 @@ export class LiveHub {
       case 'unsubscribe':
         if (msg.devices === '*') { client.subscribedAll = false; client.devices.clear(); } else for (const d of msg.devices) client.devices.delete(d);
         return;
-      case 'ping': return client.sendPriority(JSON.stringify({ type: 'pong', id: msg.id, t: this.now() }));
+      case 'ping': return client.sendPriority(M.pongMessage(msg.id, this.now()));
       case 'command': return void this.onCommand(client, msg);
     }
   }
@@ -372,9 +369,9 @@ export class LiveHub {
     return this.opts.devices.ids?.() ?? this.opts.devices.list().map((d) => d.id);
   }
 
-  private async onCommand(client: LiveClient, msg: Extract<M.ClientMessage, { type: 'command' }>): Promise<void> {
+  private async onCommand(client: LiveClient, msg: Extract<M.ParsedClientMessage, { type: 'command' }>): Promise<void> {
     const principal = client.principal!;
-    const reply = (body: Record<string, unknown>) => client.sendPriority(JSON.stringify({ type: 'commandResult', id: msg.id, ...body }));
+    const reply = (body: DistributiveOmit<M.CommandReply, 'id'>) => client.sendPriority(M.commandResultMessage({ id: msg.id, ...body }));
     if (!this.opts.commands) return reply(commandRefusal('unavailable', 'commands are not enabled'));
     const rate = this.opts.limiter?.take(principal.user);
     if (rate && !rate.ok) return reply(commandRefusal('too_many_requests', `retry in ${rate.retryAfterMs} ms`));

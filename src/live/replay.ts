@@ -17,6 +17,8 @@ import type { HistoryService } from '../storage/history.js';
 import type { Journal } from '../storage/journal.js';
 import type { LiveClient } from './liveClient.js';
 import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
+import { encode, type Check, type Same } from './messages.js';
+import type * as P from './protocol.js';
 
 export interface ReplayOptions {
   journal: Journal | null;
@@ -70,6 +72,12 @@ const ControlSchema = z.discriminatedUnion('action', [
   z.object({ type: z.literal('replay'), action: z.literal('seek'), t: z.number().int().nonnegative(), id: Id }).strict(),
   z.object({ type: z.literal('replay'), action: z.literal('speed'), speed: Speed, id: Id }).strict(),
 ]);
+
+/** What a client may send to replay is what these schemas accept (before their defaults are applied). */
+export type ReplayRequestInStep = Check<Same<P.ReplayRequest, z.input<typeof StartSchema> | z.input<typeof ControlSchema>>>;
+
+/** A replay message as built here: the replay's own marks (`replay`, `replayId`) are added by send(). */
+type ReplayBody = P.ReplayMessage extends infer M ? M extends { replayId: number } ? Omit<M, 'replay' | 'replayId'> : never : never;
 
 const FAR_FUTURE = 8.64e15;
 const MARKER_LIMIT = 5_000;
@@ -206,7 +214,7 @@ export class ReplayService {
         if (current) this.finish(current, 'stopped');
       });
     }
-    this.send(r, { status: 'started', id: msg.id, session: msg.session ?? null, from: r.from, to: r.to, speed: r.speed, source });
+    this.send(r, { type: 'replay', status: 'started', id: msg.id, session: msg.session ?? null, from: r.from, to: r.to, speed: r.speed, source });
     this.openPages(r, r.from);
     this.sendMarkers(r, msg.session ?? null);
   }
@@ -297,7 +305,7 @@ export class ReplayService {
       const nextT = r.queue[0]?.t ?? r.to;
       r.position = Math.max(r.position, Math.min(due, nextT, r.to));
       r.lastPositionAt = now;
-      this.send(r, { status: 'position', position: r.position });
+      this.send(r, { type: 'replay', status: 'position', position: r.position });
     } else if (sent) {
       r.lastPositionAt = now;
     }
@@ -337,17 +345,17 @@ export class ReplayService {
     this.status(r, how);
   }
 
-  private status(r: Replay, status: string): void {
-    this.send(r, { status, position: r.position, speed: r.speed, paused: r.paused });
+  private status(r: Replay, status: P.ReplayStatusMessage['status']): void {
+    this.send(r, { type: 'replay', status, position: r.position, speed: r.speed, paused: r.paused });
   }
 
-  private send(r: Replay, body: Record<string, unknown>): void {
+  private send(r: Replay, body: ReplayBody): void {
     if (r.client.ws.readyState !== r.client.ws.OPEN) return;
-    r.client.sendPriority(JSON.stringify({ type: 'replay', ...body, replay: true, replayId: r.replayId }));
+    r.client.sendPriority(encode({ ...body, replay: true, replayId: r.replayId }));
   }
 
   private error(client: LiveClient, error: ErrorCode, message: string, id?: unknown, issues?: FieldIssue[]): void {
-    client.sendPriority(JSON.stringify({ type: 'replay', status: 'error', replay: true, error, message, issues, id }));
+    client.sendPriority(encode({ type: 'replay', status: 'error', replay: true, error, message, issues, id }));
   }
 
   /** The live stream's issue format (src/errors.ts), beside the replay's own fields. */

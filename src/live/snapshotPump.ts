@@ -124,7 +124,7 @@ export class SnapshotPump {
 
   /** Sends the next part of a job; true when that was its last. */
   private sendPart(client: LiveClient, job: Job, deadline: number): boolean {
-    const parts: string[] = [];
+    const parts: M.SnapshotDeviceJson[] = [];
     let bytes = 0;
     while (job.next < job.ids.length) {
       const id = job.ids[job.next++]!;

@@ -14,7 +14,9 @@ import type { Journal } from './journal.js';
 import { readCursor, writeCursors } from './journalQueries.js';
 import { registerForwarderMetrics } from './metrics.js';
 import type { Db } from './schema.js';
-import { silentLog, STREAMS, type ConditionSink, type StorageLog, type Stream } from './types.js';
+import { silentLog, STREAMS, type ConditionSink, type ForwarderStatus, type StorageLog, type Stream } from './types.js';
+
+export type { ForwarderStatus } from './types.js';
 
 export interface ForwarderConfig extends InfluxTarget {
   /** Most lines per write (issue 4: 5,000). */
@@ -34,25 +36,6 @@ export interface ForwarderConfig extends InfluxTarget {
   inFlight?: number;
   /** Name of the persisted cursor (one per InfluxDB target). */
   cursorName?: string;
-}
-
-export interface ForwarderStatus {
-  /** Journal lines not yet confirmed by InfluxDB (estimate from ids). */
-  lines: number;
-  /** Age of the oldest unconfirmed line, gateway clock, s. */
-  seconds: number;
-  lastError: string | null;
-  /** The last request to InfluxDB succeeded. */
-  connected: boolean;
-  /** Lines and batches confirmed (2xx, in order) since start(). */
-  written: number;
-  batches: number;
-  errors: number;
-  target: string;
-  /** Times the forwarding loop ended on an unexpected error and was started again. */
-  restarts: number;
-  /** The last such error while it keeps failing; null once a batch has gone through since. */
-  loopError: string | null;
 }
 
 interface Batch {

@@ -1,7 +1,7 @@
 /** The journal's and the forwarder's families for `/metrics`, read from their status at scrape time. */
+// Types from ./types.js, not from the journal or the forwarder: both import this module.
 import { counter, gauge, oncePerScrape, type Registry } from '../metrics.js';
-import type { ForwarderStatus } from './forwarder.js';
-import type { JournalStatus } from './journal.js';
+import type { ForwarderStatus, JournalStatus } from './types.js';
 
 type Row<S> = [name: string, type: 'gauge' | 'counter', help: string, value: (s: S) => number];
 

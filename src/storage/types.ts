@@ -131,6 +131,26 @@ export interface JournalOptions {
   checkpointIntervalMs?: number;
 }
 
+/** What the InfluxDB forwarder reports (API, metrics, fleet status). */
+export interface ForwarderStatus {
+  /** Journal lines not yet confirmed by InfluxDB (estimate from ids). */
+  lines: number;
+  /** Age of the oldest unconfirmed line, gateway clock, s. */
+  seconds: number;
+  lastError: string | null;
+  /** The last request to InfluxDB succeeded. */
+  connected: boolean;
+  /** Lines and batches confirmed (2xx, in order) since start(). */
+  written: number;
+  batches: number;
+  errors: number;
+  target: string;
+  /** Times the forwarding loop ended on an unexpected error and was started again. */
+  restarts: number;
+  /** The last such error while it keeps failing; null once a batch has gone through since. */
+  loopError: string | null;
+}
+
 export type Durability = 'relaxed' | 'strict';
 
 export interface JournalStatus {

@@ -2,15 +2,15 @@
 import { api, roleAtLeast, type Role } from './api.js';
 import type { AlarmSound } from './audio.js';
 import { channelLimits, type Limits, type RuleLike } from './limits.js';
-import type { LiveConnection, Message } from './live.js';
+import type { LiveConnection, ReplayMessage } from './live.js';
 import type { Console } from './model.js';
 
 export interface View {
   readonly el: HTMLElement;
   /** Called from requestAnimationFrame when something changed, and every 250 ms. */
   update(now: number): void;
-  /** Live or replay messages addressed to this view. */
-  onMessage?(m: Message): void;
+  /** Replay messages (`replay: true`) addressed to this view; live ones update the consoles instead. */
+  onMessage?(m: ReplayMessage): void;
   destroy(): void;
 }
 

@@ -1,9 +1,12 @@
 /**
  * The WebSocket to `/ws` (subprotocols `msc.v1` + `bearer.<token>`, docs/security.md). It reconnects by
- * itself with backoff; while it is down the screens say DISCONNECTED and every value is stale.
+ * itself with backoff; while it is down the screens say DISCONNECTED and every value is stale. The messages are
+ * the gateway's own types (src/live/protocol.ts, types only: nothing of the server enters the bundle).
  */
+import type { ClientMessage, ServerMessage } from '../../src/live/protocol.js';
+
+export type { ClientMessage, LiveMessage, ReplayMessage, ServerMessage } from '../../src/live/protocol.js';
 export type ConnectionState = 'connecting' | 'open' | 'closed' | 'unauthorized';
-export type Message = { type: string; [k: string]: any };
 
 export class LiveConnection {
   private ws: WebSocket | null = null;
@@ -12,7 +15,7 @@ export class LiveConnection {
   private stopped = false;
   state: ConnectionState = 'connecting';
   role: string | null = null;
-  onMessage: (m: Message) => void = () => {};
+  onMessage: (m: ServerMessage) => void = () => {};
   onState: (s: ConnectionState) => void = () => {};
   /** Sent again after every (re)connect, once welcomed (subscriptions). */
   private onWelcome: Array<() => void> = [];
@@ -40,7 +43,7 @@ export class LiveConnection {
     };
   }
 
-  send(msg: unknown): boolean {
+  send(msg: ClientMessage): boolean {
     if (this.ws?.readyState !== WebSocket.OPEN) return false;
     this.ws.send(JSON.stringify(msg));
     return true;
@@ -64,8 +67,9 @@ export class LiveConnection {
     }
     this.ws = ws;
     ws.onmessage = (ev) => {
-      let m: Message;
-      try { m = JSON.parse(String(ev.data)); } catch { return; }
+      let m: ServerMessage;
+      // The gateway sends only protocol.ts messages; a screen ignores a type it does not know.
+      try { m = JSON.parse(String(ev.data)) as ServerMessage; } catch { return; }
       if (m.type === 'welcome') {
         this.retryMs = 500;
         this.role = m.role;

@@ -10,7 +10,7 @@ import { AppContext, type View } from './app.js';
 import { AlarmSound } from './audio.js';
 import { ConsoleView } from './consoleView.js';
 import { h, setText } from './dom.js';
-import { LiveConnection, type Message } from './live.js';
+import { LiveConnection, type ServerMessage } from './live.js';
 import { annunciated, applyAlarm, applySample, applySnapshot, newConsole, type Console } from './model.js';
 import { OverviewView } from './overview.js';
 import { ReplayView } from './replayView.js';
@@ -100,16 +100,17 @@ async function boot(): Promise<void> {
     if (s === 'unauthorized') { setToken(null); signIn('The gateway closed the session (token revoked?).'); }
     requestRender();
   };
-  conn.onMessage = (m: Message) => {
-    // Replayed data goes to the replay screen only: it must never update a live console.
-    if (m.replay || m.type === 'replay' || m.type === 'replayMarkers') { view?.onMessage?.(m); return; }
+  conn.onMessage = (m: ServerMessage) => {
+    // Replayed data goes to the replay screen only: it must never update a live console. Every replay message
+    // carries `replay: true` (replay.ts), live ones never do.
+    if ('replay' in m) { view?.onMessage?.(m); return; }
     switch (m.type) {
       case 'snapshot':
         for (const d of m.devices) { const c = consoleOf(d.id); applySnapshot(c, d); sessionStart(c); }
         break;
       case 'telemetry': {
         const c = consoleOf(m.device);
-        applySample(c, m.t, m.v, performance.now(), typeof m.late === 'number' ? m.late : 0);
+        applySample(c, m.t, m.v, performance.now(), m.late);
         for (const fn of app.sampleListeners) fn(m.device, m.t, m.v);
         requestRender(false);
         return;

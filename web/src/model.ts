@@ -3,11 +3,12 @@
  * `rxAt` is the browser's performance.now() when a sample arrived, which is what "stale" is measured on:
  * the device clock can be wrong, the browser's own clock cannot be.
  */
-export interface Alarm {
-  id: string; device: string; rule: string; priority: 'HIGH' | 'MEDIUM' | 'LOW'; state: string; active: boolean;
-  raisedAt: number | null; clearedAt: number | null; value: number | string | null; limit: number | string | null;
-  message: string; ackedBy: string | null; shelvedUntil: number | null; sessionId: string | null; latching: boolean;
-}
+import type * as P from '../../src/live/protocol.js';
+
+/** What the screens use of an alarm instance (a replay rebuilds these from its markers). */
+export type Alarm = Pick<P.Alarm,
+  | 'id' | 'device' | 'rule' | 'priority' | 'state' | 'active' | 'raisedAt' | 'clearedAt' | 'value' | 'limit' | 'message'
+  | 'ackedBy' | 'shelvedUntil' | 'sessionId' | 'latching'>;
 
 export interface Console {
   id: string;
@@ -87,7 +88,7 @@ export function applyAlarm(c: Console, a: Alarm): void {
   else c.alarms.set(a.id, a);
 }
 
-export function applySnapshot(c: Console, d: any): void {
+export function applySnapshot(c: Console, d: P.SnapshotDevice): void {
   c.model = d.model ?? null;
   c.link = d.link;
   c.state = d.state;
@@ -95,7 +96,7 @@ export function applySnapshot(c: Console, d: any): void {
   c.sessionId = d.sessionId;
   c.values = {};
   let lastT: number | null = null;
-  for (const [k, r] of Object.entries(d.values ?? {}) as Array<[string, { v: number | null; t: number }]>) {
+  for (const [k, r] of Object.entries(d.values ?? {})) {
     c.values[k] = r.v;
     if (lastT === null || r.t > lastT) lastT = r.t;
   }

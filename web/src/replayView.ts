@@ -10,17 +10,12 @@ import { api, download } from './api.js';
 import type { AppContext, View } from './app.js';
 import { outcome } from './dialogs.js';
 import { clock, dateTime, h, setText } from './dom.js';
-import type { Message } from './live.js';
+import type { ClientMessage, ReplayMessage } from './live.js';
 import { applySample, newConsole, type Console } from './model.js';
 import { NumericsPanel } from './numerics.js';
 import { TrendBuffer, TrendCharts } from './trends.js';
 
-interface Markers {
-  states: Array<{ t: number; state: string }>;
-  alarms: Array<{ t: number; kind: string; id: string; rule: string; priority: string; state: string; message: string }>;
-  events: Array<{ t: number; code: string; prio: string; active: boolean; text: string }>;
-  annotations: Array<{ t: number; kind: string; text: string; user: string }>;
-}
+type Markers = Extract<ReplayMessage, { type: 'replayMarkers' }>;
 const SPEEDS: Array<[string, number | 'max']> = [['1×', 1], ['10×', 10], ['60×', 60], ['max', 'max']];
 
 export class ReplayView implements View {
@@ -106,7 +101,7 @@ export class ReplayView implements View {
   private start(): void {
     const device = this.device.value;
     if (!device) return outcome(this.note, 'err', 'Choose a console.');
-    const msg: Record<string, unknown> = { type: 'replay', device, speed: this.speed };
+    const msg: Extract<ClientMessage, { type: 'replay' }> = { type: 'replay', device, speed: this.speed };
     if (this.session.value) msg.session = this.session.value;
     else {
       const f = Date.parse(this.from.value);
@@ -135,11 +130,12 @@ export class ReplayView implements View {
     outcome(this.note, 'ok', `Connection back: replay resumed from ${dateTime(from)}.`);
   }
 
-  onMessage(m: Message): void {
-    if (!m.replay) return;
+  onMessage(m: ReplayMessage): void {
+    // Never a live message here, whatever the caller: live data must not enter the replay screen.
+    if (m.replay !== true) return;
     if (m.type === 'telemetry') {
       const rx = performance.now();
-      for (const s of m.samples as Array<{ t: number; v: Record<string, number | null> }>) {
+      for (const s of m.samples) {
         applySample(this.model, s.t, s.v, rx);
         this.buffer.push(s.t, s.v);
       }
@@ -147,7 +143,7 @@ export class ReplayView implements View {
       this.app.requestRender(false);
       return;
     } else if (m.type === 'replayMarkers') {
-      this.markers = m as unknown as Markers;
+      this.markers = m;
       this.renderTimeline();
     } else if (m.status === 'started') {
       const resumed = this.resuming;
@@ -163,7 +159,7 @@ export class ReplayView implements View {
       if (!resumed) outcome(this.note, 'ok', `Replaying ${m.session ?? 'range'} of ${this.device.value} from ${m.source}.`);
     } else if (m.status === 'error') {
       outcome(this.note, 'err', `Replay: ${m.message}`);
-    } else if (typeof m.position === 'number') {
+    } else {
       this.position = m.position;
       if (m.status === 'ended' || m.status === 'stopped') this.running = false;
       if (m.status === 'paused') this.paused = true;
@@ -183,7 +179,7 @@ export class ReplayView implements View {
     for (const a of this.markers.alarms) {
       if (a.t > t) break;
       if (a.state === 'NORMAL') this.model.alarms.delete(a.id);
-      else this.model.alarms.set(a.id, { id: a.id, rule: a.rule, priority: a.priority as 'HIGH', state: a.state, message: a.message, device: this.model.id, active: a.kind !== 'clear', raisedAt: a.t, clearedAt: null, value: null, limit: null, ackedBy: null, shelvedUntil: null, sessionId: null, latching: false });
+      else this.model.alarms.set(a.id, { id: a.id, rule: a.rule, priority: a.priority, state: a.state, message: a.message, device: this.model.id, active: a.kind !== 'clear', raisedAt: a.t, clearedAt: null, value: null, limit: null, ackedBy: null, shelvedUntil: null, sessionId: null, latching: false });
     }
   }
 
