@@ -1,5 +1,5 @@
 /**
- * Alarm engine cost (issue 3 "Performance"): rule evaluation per telemetry frame with the default profile and
+ * Alarm engine cost: rule evaluation per telemetry frame with the default profile and
  * 24 devices RUNNING (target < 3 µs per frame), and alarm latency from the frame that completes a zero-delay
  * condition (AIR = 1) to the `alarm` event on the real EventBus (target p99 < 5 ms).
  */

@@ -1,5 +1,5 @@
 /**
- * Storage benchmark (issue 4), in one run against one real influxd:
+ * Storage benchmark, in one run against one real influxd:
  *  - journal append throughput, one core (target ≥ 100,000 samples/s);
  *  - forwarder drain throughput versus a raw bulk write of the very same line protocol in
  *    5,000-line batches with plain fetch (target ratio ≥ 0.85);

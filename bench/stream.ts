@@ -1,5 +1,5 @@
 /**
- * Live-stream cost (issue 5 "Performance"): 24 simulated consoles at 25 Hz through a real DeviceHub, EventBus and
+ * Live-stream cost: 24 simulated consoles at 25 Hz through a real DeviceHub, EventBus and
  * LiveHub to 50 real WebSocket clients on loopback. Reports p50/p99 latency from the sample's device time
  * (device time = gateway clock here) to receipt by a client, and the gateway's CPU and RSS.
  * Targets: p99 < 20 ms, RSS < 150 MB.

@@ -1,5 +1,5 @@
 /**
- * Browser screens (issue 6 "Performance"): Debian's Chromium (headless) against a real gateway with 16 simulated
+ * Browser screens: Debian's Chromium (headless) against a real gateway with 16 simulated
  * consoles at 10 Hz over MQTT (in-process aedes broker). Measures the overview, then one console view whose
  * 15-minute chart is prefilled from history: frames per second (requestAnimationFrame over 10 s) and the
  * renderer's main-thread busy time per second (CDP Performance.getMetrics TaskDuration), as % of one core.

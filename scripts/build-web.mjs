@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Builds the browser screens (issue 6): web/src/main.ts bundled by esbuild (uPlot included) into
+ * Builds the browser screens: web/src/main.ts bundled by esbuild (uPlot included) into
  * dist/web/assets/app-<hash>.js and .css, and dist/web/index.html pointing at them. Nothing is fetched at run
  * time; the gateway serves dist/web (src/api/webRoutes.ts). `node scripts/build-web.mjs [--dev]`.
  */

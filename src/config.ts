@@ -115,7 +115,7 @@ export const ConfigSchema = z
     maxConsoles: z.number().int().min(1).max(10_000).default(64),
     /** A console silent this long outside a session is forgotten in memory (its journal rows stay); 0: never. */
     forgetSilentS: z.number().int().min(0).max(365 * 86_400).default(86_400),
-    /** Tokens provisioned as SHA-256 hashes, and the write-route rate limit (issue 5). */
+    /** Tokens provisioned as SHA-256 hashes, and the write-route rate limit. */
     auth: AuthConfigSchema.prefault({}),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })

@@ -57,7 +57,7 @@ async function main(): Promise<void> {
   });
   const gateway = new Gateway(config, { logger });
   await gateway.start();
-  // The demo makes its own operator token and prints it once (issue 5); only its hash is stored.
+  // The demo makes its own operator token and prints it once; only its hash is stored.
   const made = gateway.tokens.add(`demo-operator-${Date.now().toString(36)}`, 'operator', { user: 'demo', role: 'admin' });
   if (!made.ok) throw new Error(`cannot create the demo token: ${made.reason}`);
 

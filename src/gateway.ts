@@ -62,7 +62,7 @@ export class Gateway {
   readonly hub: DeviceHub;
   readonly journal: Journal | null;
   readonly alarms: AlarmEngine;
-  /** Alarm-limit and rule changes made at run time, kept across restarts (issue 5). */
+  /** Alarm-limit and rule changes made at run time, kept across restarts. */
   readonly alarmProfiles: AlarmProfileStore;
   readonly forwarder: InfluxForwarder | null;
   readonly retention: Retention | null;
@@ -72,13 +72,13 @@ export class Gateway {
   readonly live: LiveHub;
   readonly replay: ReplayService;
   readonly transports: Transport[] = [];
-  /** Trial session records and exports (issue 7); null without a journal. */
+  /** Trial session records and exports; null without a journal. */
   readonly sessions: SessionService | null;
-  /** InfluxDB points for the fleet dashboard (issue 7); null without InfluxDB. */
+  /** InfluxDB points for the fleet dashboard; null without InfluxDB. */
   readonly fleetStatus: FleetStatusWriter | null;
   /**
    * The audit trail, in the journal's database. Every command, alarm action, token change and annotation is
-   * audited before it takes effect (issue 5): until the journal opens (and for ever without one) appends throw
+   * audited before it takes effect: until the journal opens (and for ever without one) appends throw
    * StorageUnavailableError and those actions are refused with 503.
    */
   readonly audit: AuditLog;
@@ -278,7 +278,7 @@ export class Gateway {
       health: () => this.health(),
       metrics: this.metrics,
       plugins,
-      loopbackOnly: false, // every route but /healthz needs a token (issue 5)
+      loopbackOnly: false, // every route but /healthz needs a token
     });
     this.live.start(this.server.server);
     this.replay.start();

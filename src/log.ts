@@ -9,7 +9,7 @@ export function createLogger(level: string = 'info', destination?: NodeJS.Writab
       level,
       base: { app: 'msc-gateway' },
       timestamp: pino.stdTimeFunctions.isoTime,
-      // Secrets never reach a log line: tokens, passwords, Authorization headers (issue 5).
+      // Secrets never reach a log line: tokens, passwords, Authorization headers.
       redact: {
         paths: [
           'password', '*.password', 'token', '*.token', 'config.mqtt.password', 'config.influx.token',

@@ -1,5 +1,5 @@
 /**
- * Rules compiled into flat typed arrays for the per-frame hot path (issue 3 target: < 3 µs per frame with
+ * Rules compiled into flat typed arrays for the per-frame hot path (target: < 3 µs per frame with
  * the default profile): a rule is a list of terms (its condition and its `or` conditions), a term a list of
  * levels (threshold or duration, deadband, priority). Channels are indices into one per-device value array.
  */

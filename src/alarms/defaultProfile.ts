@@ -1,7 +1,7 @@
 /**
- * The default alarm profile for the MSC circuit: the table of issue 3, as data. Everything here can be
+ * The default alarm profile for the MSC circuit: the table of docs/alarms.md ("Default profile"), as data. Everything here can be
  * overridden by a profile file (rules.ts loadProfile), per device model and per device.
- * Re-annunciation and escalation are not in the issue's table: single-priority HIGH process alarms
+ * Re-annunciation and escalation are not in that table: single-priority HIGH process alarms
  * re-annunciate after 5 min if acknowledged but still present; nothing escalates by default (configure `escalateAfterS`).
  */
 import { SESSION_STATES } from '../protocol/types.js';

@@ -1,5 +1,5 @@
 /**
- * The alarm engine (issue 3): wires the bus to the pure evaluator (process alarms and sensor faults), the
+ * The alarm engine: wires the bus to the pure evaluator (process alarms and sensor faults), the
  * link monitor (technical alarms) and the alarm book (ISA-18.2 states, operator actions, audio pause), and
  * persists what must survive a restart. Emits bus `alarm` for every transition and `audioPause`.
  */

@@ -1,7 +1,7 @@
 /**
  * The alarm rule evaluator: PURE (no I/O, no clock of its own). It turns telemetry and state changes into
- * condition changes (raised at a priority, or cleared), applying on/off delays and deadbands on device time
- * (issue 3). Timers (delays, state durations) also advance on `tick(nowGateway)`, extrapolating each device's
+ * condition changes (raised at a priority, or cleared), applying on/off delays and deadbands on device time.
+ * Timers (delays, state durations) also advance on `tick(nowGateway)`, extrapolating each device's
  * clock from its last frame. It knows nothing of acknowledgement, shelving or persistence: see AlarmBook.
  *
  * Sensor faults (ICD §1 `!`, MQTT null) and missing channels are never normal: a limit rule on such a channel

@@ -1,4 +1,4 @@
-/** The alarm engine's public surface (issue 3): what the composition root, the API and tests import. */
+/** The alarm engine's public surface: what the composition root, the API and tests import. */
 export { AlarmEngine, GATEWAY_DEVICE, type AlarmEngineOptions, type ExternalCondition } from './engine.js';
 export {
   DEFAULT_RULES, ProfileError, defaultProfile, loadProfile, parseProfile, resolveRules,

@@ -1,5 +1,5 @@
 /**
- * Alarm-limit and rule changes made at run time (issue 5: engineer role, audited) survive a restart: the
+ * Alarm-limit and rule changes made at run time (engineer role, audited) survive a restart: the
  * profile document they produce (the rule language of docs/alarms.md) is kept in `<dataDir>/alarm-profile.json`,
  * written atomically, and applied at start on top of the configuration's profile (`config.alarms.profile` or
  * the default). A file that cannot be used never stops the gateway: it is moved aside, the configuration's

@@ -1,8 +1,8 @@
 /**
- * The alarm rule language (issue 3 "Rules are configuration"), validated with zod at start.
+ * The alarm rule language, validated with zod at start.
  * A rule is one condition (`kind`) plus optional extra conditions (`or`) that raise the same alarm,
  * with IEC 60601-1-8 priority, on/off delays, deadband, latching and the session states it is active in.
- * Times in configuration are seconds (`…S`), as written in the issue; the evaluator works in ms.
+ * Times in configuration are seconds (`…S`), as docs/alarms.md writes them; the evaluator works in ms.
  */
 import { z } from 'zod';
 import { SESSION_STATES } from '../protocol/types.js';
@@ -127,7 +127,7 @@ export function rank(p: string): number {
 
 const Quiet = z.array(SessionStateSchema).default(['IDLE', 'ENDED']);
 
-/** Technical alarm thresholds (issue 3 "Technical alarms"), gateway-wide. */
+/** Technical alarm thresholds, gateway-wide. */
 export const TechnicalSchema = z.strictObject({
   /**
    * ICD ambiguity: rules are activated by session state, which is unknown until the first `S` frame

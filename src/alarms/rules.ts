@@ -166,5 +166,5 @@ function buildDefault(): AlarmProfile {
   return deepFreeze({ rules: rules as Rule[], models: {}, devices: {}, technical: TechnicalSchema.parse({}) });
 }
 
-/** The default profile of issue 3 for the MSC circuit (frozen). */
+/** The default profile for the MSC circuit (frozen): docs/alarms.md, "Default profile". */
 export const defaultProfile: AlarmProfile = buildDefault();

@@ -1,5 +1,5 @@
 /**
- * Technical alarm SENSOR_FAULT_<CH>, one instance per channel (issue 3): the channel reads `!` (ICD §1) or
+ * Technical alarm SENSOR_FAULT_<CH>, one instance per channel: the channel reads `!` (ICD §1) or
  * null (ICD §2), or a required channel is no longer reported while a rule reading it is active. Absent data
  * is never normal. Priority: that of the highest rule reading the channel in the current state, LOW otherwise.
  * It clears after the channel has read valid for `sensorFault.offDelayS` (anti-chatter). Pure.

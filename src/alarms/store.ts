@@ -1,6 +1,6 @@
 /**
  * Persistence of alarm instances that are not NORMAL (active, latched, unacknowledged, shelved, out of service)
- * and of running audio pauses, so that they survive a gateway restart (issue 3).
+ * and of running audio pauses, so that they survive a gateway restart.
  * The file store writes JSON atomically (write tmp, fsync, rename, fsync dir), debounced ≤ 100 ms, flushed on stop.
  */
 import { readFileSync, renameSync } from 'node:fs';

@@ -1,5 +1,5 @@
 /**
- * Technical alarm conditions of the link (issue 3 "Technical alarms"), on gateway time:
+ * Technical alarm conditions of the link, on gateway time:
  * COMM_LOSS (no frame, or no telemetry, for max(3 s, 3 telemetry periods) while not IDLE/ENDED, or the
  * transport reports the link lost), FRAME_LOSS (sequence gaps above 1 % over 60 s), DISCARD_RATE (CRC and
  * other discards), CLOCK_SKEW (device clock off by more than 2 s) and DATA_DELAYED (samples arriving more than

@@ -41,7 +41,7 @@ export interface AlarmInstance {
   ackedAt: number | null;
   shelvedUntil: number | null;
   sessionId: string | null;
-  /** Sources reporting the condition now (one instance however many report it, issue 3). */
+  /** Sources reporting the condition now (one instance however many report it). */
   sources?: AlarmSource[];
   shelvedBy?: string | null;
   shelveReason?: string | null;

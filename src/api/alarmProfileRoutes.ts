@@ -1,5 +1,5 @@
 /**
- * Alarm-limit and rule changes at run time (issue 5: engineer role; issue 3 "Rules are configuration"):
+ * Alarm-limit and rule changes at run time (engineer role):
  * - `PUT /api/alarms/profile` `{profile, reason}`: replaces the run-time profile document (the rule language of
  *   docs/alarms.md), applied on top of the configured profile;
  * - `PUT /api/devices/:id/limits` `{rule, limit, deadband?, onDelayMs?, reason}`: one rule's limit for one

@@ -1,8 +1,8 @@
 /**
- * Alarm API (issue 3 "Interfaces"): list alarms, acknowledge, shelve, unshelve, out of service, audio pause
+ * Alarm API: list alarms, acknowledge, shelve, unshelve, out of service, audio pause
  * per device, and the alarm profile in force (changed through src/api/alarmProfileRoutes.ts). Bodies are validated with zod (400 names the field
  * paths); an unknown alarm is 404 and an action its state does not allow is 409. Who may call what is
- * enforced by the access-control work (issue 5, src/auth/routeRoles.ts).
+ * enforced by the access-control work (src/auth/routeRoles.ts).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';

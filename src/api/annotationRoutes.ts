@@ -1,5 +1,5 @@
 /**
- * Session annotations (issue 5): `POST /api/devices/:id/annotations` (operator) `{"t","kind","subtype","text","session"}`
+ * Session annotations: `POST /api/devices/:id/annotations` (operator) `{"t","kind","subtype","text","session"}`
  * -> 201 with the stored annotation; `GET /api/annotations?device=&session=&from=&to=&limit=` (viewer), with the
  * session's adverse-event counts when a session is given (of that console's session when a device is given).
  *

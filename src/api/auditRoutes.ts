@@ -1,5 +1,5 @@
 /**
- * `GET /api/audit?from=&to=&device=&afterId=&limit=` (engineer; issue 5): audit records in chain order,
+ * `GET /api/audit?from=&to=&device=&afterId=&limit=` (engineer): audit records in chain order,
  * each with its UTC time in ISO 8601 beside the epoch ms. `next` is the afterId of the following page.
  */
 import type { FastifyPluginAsync } from 'fastify';

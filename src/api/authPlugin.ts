@@ -1,5 +1,5 @@
 /**
- * Access control for every HTTP route (issue 5): `Authorization: Bearer TOKEN`, looked up by its SHA-256
+ * Access control for every HTTP route: `Authorization: Bearer TOKEN`, looked up by its SHA-256
  * in constant time; 401 without a known token, 403 below the route's role (src/auth/routeRoles.ts: one table,
  * deny by default), 429 when a user's write routes exceed the rate limit. `/healthz` is open.
  * Registered at the root (skip-override) so its hook covers routes registered before and after it.

@@ -1,5 +1,5 @@
 /**
- * `POST /api/devices/:id/commands` (operator; issue 5): `{"verb","args","reason"}` ->
+ * `POST /api/devices/:id/commands` (operator): `{"verb","args","reason"}` ->
  * `{"cmdId","result":"OK"|"REJ"|"ERR"|"TIMEOUT"|"conflict","detail"}` once the device answered (and a short settle
  * time passed without a contradicting answer: `conflict` otherwise) or the retries ran out.
  * 400 (nothing sent) for a body or command the ICD refuses in the device's current state, 404 for an unknown

@@ -1,5 +1,5 @@
 /**
- * `GET /api/devices/:id/telemetry?from=&to=&channels=QB,PV&every=10s&limit=` (viewer; issue 4):
+ * `GET /api/devices/:id/telemetry?from=&to=&channels=QB,PV&every=10s&limit=` (viewer):
  * time-ordered samples from InfluxDB when configured, from the journal otherwise. `every` returns the
  * mean per bucket, so a 24 h chart is a few thousand points, not two million.
  */

@@ -40,7 +40,7 @@ export interface ServerDeps {
   /** Plugins registered after the core routes; each owns its routes. */
   plugins?: Array<{ plugin: FastifyPluginAsync<any>; opts?: Record<string, unknown> }>;
   /**
-   * Until access control exists, device data is served to loopback clients only (issue 2 §6): a gateway bound
+   * Until access control exists, device data is served to loopback clients only: a gateway bound
    * to a public address by mistake must not leak patient-circuit data.
    */
   loopbackOnly?: boolean;

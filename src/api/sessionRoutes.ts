@@ -1,5 +1,5 @@
 /**
- * Trial session routes (issue 7; roles in src/auth/routeRoles.ts):
+ * Trial session routes (roles in src/auth/routeRoles.ts):
  * `GET /api/sessions?device=&from=&to=&limit=` records; `GET /api/sessions/:id[/summary]?device=` summary;
  * `GET /api/sessions/:id/export?format=csv|json&every=10s&device=` (engineer) with `X-Content-SHA256`;
  * `PUT /api/sessions/:id/participant` `{code, reason, device?}` (operator, audited).

@@ -1,5 +1,5 @@
 /**
- * The browser screens (issue 6): the built assets under `dist/web` (scripts/build-web.mjs), and the few reads
+ * The browser screens: the built assets under `dist/web` (scripts/build-web.mjs), and the few reads
  * the screens need that no other route gives: who am I, a console's sessions, its alarm history, and the CSV
  * export of a range. Static files carry no data and are open; every data route is in src/auth/routeRoles.ts.
  * Pages are served with a strict CSP (`default-src 'self'`, no inline script): nothing comes from elsewhere.

@@ -1,5 +1,5 @@
 /**
- * The audit trail (issue 5; 21 CFR Part 11 §11.10(e), ALCOA+): append-only, hash-chained records of every
+ * The audit trail (21 CFR Part 11 §11.10(e), ALCOA+): append-only, hash-chained records of every
  * command, alarm action, limit or rule change, token change and annotation, stored in the journal's SQLite
  * database. Each record holds the previous record's hash, so an edited, deleted or reordered record breaks
  * the chain at a point `verify()` names. Writes are synchronous single-row transactions: low rate, and

@@ -1,5 +1,5 @@
 /**
- * Records every human alarm action in the audit trail (issue 5): acknowledge, shelve, unshelve,
+ * Records every human alarm action in the audit trail: acknowledge, shelve, unshelve,
  * out-of-service, return-to-service and audio pause. The alarm engine announces each transition on the bus
  * with its actor; a transition without an actor is the engine's own doing (raise, clear, escalate) and is
  * journalled as alarm history, not audited as a user action.

@@ -1,7 +1,7 @@
 /**
  * A token bucket per key (the user): `burst` requests at once, refilled at `perSecond`. Enough for a handful
  * of users on a ward network, where the point is to stop a runaway script from flooding the consoles with
- * commands or the audit trail with records (issue 5: rate limits on write routes).
+ * commands or the audit trail with records (rate limits on write routes).
  */
 export interface RateLimiterOptions {
   burst: number;

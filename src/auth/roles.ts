@@ -1,5 +1,5 @@
 /**
- * Access-control roles (issue 5). Each role includes the ones before it:
+ * Access-control roles. Each role includes the ones before it:
  * viewer (live, history) < operator (the perfusionist: alarm actions, commands, annotations)
  * < engineer (replay, export, limit and rule changes, out-of-service) < admin (tokens).
  */

@@ -1,5 +1,5 @@
 /**
- * THE table of every HTTP route (method + fastify url pattern) and the least role it needs (issue 5).
+ * THE table of every HTTP route (method + fastify url pattern) and the least role it needs.
  * Deny by default: a route missing here is 403 for everyone, so a new route cannot be exposed by forgetting
  * it; add its line here in the same change that adds the route.
  */
@@ -10,7 +10,7 @@ export type RouteAccess = Role | 'open';
 
 const TABLE: Readonly<Record<string, RouteAccess>> = Object.freeze({
   'GET /healthz': 'open',
-  // The browser screens' static files (issue 6): code and styles only, no data; the data they show comes from
+  // The browser screens' static files: code and styles only, no data; the data they show comes from
   // the routes below with the user's token.
   'GET /': 'open',
   'GET /assets/*': 'open',
@@ -36,7 +36,7 @@ const TABLE: Readonly<Record<string, RouteAccess>> = Object.freeze({
   'POST /api/alarms/:id/unshelve': 'operator',
   'POST /api/alarms/:id/out-of-service': 'engineer',
   'POST /api/alarms/:id/return-to-service': 'engineer',
-  // Alarm-limit and rule changes (issue 5: engineer).
+  // Alarm-limit and rule changes (engineer).
   'GET /api/alarms/profile': 'viewer',
   'PUT /api/alarms/profile': 'engineer',
   'POST /api/alarms/profile/confirm': 'engineer',
@@ -49,7 +49,7 @@ const TABLE: Readonly<Record<string, RouteAccess>> = Object.freeze({
   'GET /api/sessions/:id': 'viewer',
   'GET /api/sessions/:id/summary': 'viewer',
   'GET /api/sessions/:id/export': 'engineer',
-  // Pseudonymous participant study code of a session (issue 7: set by an operator, audited).
+  // Pseudonymous participant study code of a session (set by an operator, audited).
   'PUT /api/sessions/:id/participant': 'operator',
   'GET /api/devices/:id/replay': 'engineer',
 

@@ -1,5 +1,5 @@
 /**
- * API tokens (issue 5): `<dataDir>/tokens.json` holds names, roles and SHA-256 digests only (written
+ * API tokens: `<dataDir>/tokens.json` holds names, roles and SHA-256 digests only (written
  * atomically, mode 0600), plus tokens provisioned (hashed) in the config file. Every change is audited.
  * The daemon notices changes made by the `msc-gateway tokens` CLI within `recheckMs`, so a revoked token
  * stops working without a restart.

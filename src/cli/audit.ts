@@ -1,5 +1,5 @@
 /**
- * `msc-gateway audit verify [--data-dir DIR] [--config FILE]` (issue 5): walks the audit trail's hash chain in
+ * `msc-gateway audit verify [--data-dir DIR] [--config FILE]`: walks the audit trail's hash chain in
  * `<dataDir>/journal.sqlite`, opened read-only. Exit 0 when intact; 1 naming the first broken record when any
  * record was altered, removed or reordered; 2 for a usage error or a journal that cannot be opened.
  */

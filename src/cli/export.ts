@@ -1,6 +1,6 @@
 /**
  * `msc-gateway export SESSION --out FILE [--format csv|json] [--every 10s] [--device ID] [--data-dir DIR]`
- * (issue 7): the same export as `GET /api/sessions/:id/export`, read from the journal opened read-only (the
+ * is the same export as `GET /api/sessions/:id/export`, read from the journal opened read-only (the
  * daemon may keep running). A progress bar goes to stderr on a terminal, nothing otherwise; stdout gets
  * `<sha256>  FILE`, the `sha256sum` format, so `sha256sum -c` can check the saved copy later.
  * Exit status: 0 written, 1 no such session (or ambiguous), 2 usage or I/O error.

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * `msc-gateway`: the daemon's command line. Configuration errors are reported with the offending field path
- * and exit code 2 before anything starts (issue 2 §7).
+ * and exit code 2 before anything starts.
  */
 import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -54,7 +54,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     if (exiting) return;
     exiting = true;
     logger.info({ signal }, 'shutting down');
-    // Exit within 5 s whatever happens (issue 2 §7).
+    // Exit within 5 s whatever happens.
     setTimeout(() => {
       logger.error('shutdown took longer than 5 s; exiting');
       process.exit(1);

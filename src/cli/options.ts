@@ -1,6 +1,6 @@
 /**
  * `msc-gateway run` options: flags, MSC_* environment and the config file, validated by one zod schema.
- * Errors name the offending field path (issue 2 §7).
+ * Errors name the offending field path.
  */
 import { parseArgs } from 'node:util';
 import { applyOverrides, ConfigError, overridesFromEnv, parseConfig, readConfigFile, type Overrides } from '../config.js';

@@ -1,6 +1,6 @@
 /**
- * `msc-gateway tokens add --name NAME --role ROLE | list | revoke NAME [--data-dir DIR] [--config FILE]`
- * (issue 5). `add` prints the new token once, alone on stdout (so `T=$(msc-gateway tokens add ...)` works),
+ * `msc-gateway tokens add --name NAME --role ROLE | list | revoke NAME [--data-dir DIR] [--config FILE]`.
+ * `add` prints the new token once, alone on stdout (so `T=$(msc-gateway tokens add ...)` works),
  * and stores only its SHA-256. Every change is appended to the audit trail in `<dataDir>/journal.sqlite` as
  * the operating-system user who ran the command, with role admin: whoever can write the data directory
  * administers the gateway. A running daemon sees the change within a second.

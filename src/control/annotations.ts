@@ -1,5 +1,5 @@
 /**
- * Session annotations (issue 5): clinical events a perfusionist notes during a session, above all suspected
+ * Session annotations: clinical events a perfusionist notes during a session, above all suspected
  * adverse events, which the trial counts per session. Each one is an audit record AND a row of a small
  * `annotations` table (queried by device, session and time), written in one transaction: both or neither.
  */
@@ -14,7 +14,7 @@ import { journalUnavailable } from '../storage/types.js';
 
 export const ANNOTATION_KINDS = ['adverse_event', 'note', 'intervention'] as const;
 export type AnnotationKind = (typeof ANNOTATION_KINDS)[number];
-/** Suspected adverse events of an extracorporeal liver-support session (issue 5). */
+/** Suspected adverse events of an extracorporeal liver-support session. */
 export const ADVERSE_EVENT_TYPES = ['hypotension', 'fever', 'chills', 'bleeding', 'circuit_clotting', 'other'] as const;
 export type AdverseEventType = (typeof ADVERSE_EVENT_TYPES)[number];
 

@@ -1,5 +1,5 @@
 /**
- * Control commands to a console (issue 5; ICD §1 "Commands to the device", §2 `cmd`/`ack`).
+ * Control commands to a console (ICD §1 "Commands to the device", §2 `cmd`/`ack`).
  * A command is checked against the ICD's limits (with the device's current setpoints) before anything is sent,
  * sent over whichever transport the device is on now, re-sent with the SAME cmd_id when no ACK comes within
  * 500 ms (the device answers a repeated cmd_id with its first result and does not execute it twice, ICD §1),
@@ -54,7 +54,7 @@ export interface CommandServiceOptions {
   now?: () => number;
   /** ICD §1: the device answers within 500 ms. */
   ackTimeoutMs?: number;
-  /** Re-sends after the first try (issue 5: up to 3). */
+  /** Re-sends after the first try (up to 3). */
   retries?: number;
   /** How long an answered or timed-out cmd_id is remembered (ICD §1: the device remembers it 60 s). */
   memoryMs?: number;
@@ -175,8 +175,8 @@ export class CommandService {
     // out-of-limit value is never sent.
     const check = checkCommand(raw, { state: null, setpoints });
     if (!check.ok) return refuse(check.code, check.detail);
-    // ICD §1 makes the device the judge of its state ("REJ not allowed now") and issue 5 expects "REJ for
-    // out-of-state" from it. Safe reading: the gateway's view of the state can be a frame old, and refusing a
+    // ICD §1 makes the device the judge of its state ("REJ not allowed now"), and
+    // docs/security.md, "Control commands", lets it answer out-of-state commands. Safe reading: the gateway's view of the state can be a frame old, and refusing a
     // PAUSE or END on a stale view could hold back an urgent stop, so a command the gateway expects to be
     // refused still goes out and the device's REJ is the answer; the expectation is audited beside it.
     const stateCheck = checkCommand(raw, { state: snap.state, setpoints });

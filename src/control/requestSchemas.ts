@@ -1,5 +1,5 @@
 /**
- * Request bodies of the control API, validated with zod (issue 5): a bad body is a 400 naming each offending
+ * Request bodies of the control API, validated with zod: a bad body is a 400 naming each offending
  * field path (src/errors.ts formats them), and nothing reaches the device. Shared by the HTTP routes and the
  * live stream.
  */

@@ -1,5 +1,5 @@
 /**
- * One live-stream client and its flow control (issue 5): a slow client never slows the gateway or the others.
+ * One live-stream client and its flow control: a slow client never slows the gateway or the others.
  * Below the soft bound every message goes straight to the socket. At or above it the client is conflated:
  * telemetry is held, latest sample per device, and sent when the socket drains; state, link, alarm, event and
  * command results are never dropped (the held telemetry goes out just before them, so order is kept). A

@@ -1,5 +1,5 @@
 /**
- * The live stream `GET /ws` (issue 5): WebSocket (`ws`, no per-message compression) on the API's HTTP server.
+ * The live stream `GET /ws`: WebSocket (`ws`, no per-message compression) on the API's HTTP server.
  * A client authenticates (Authorization header, `bearer.<TOKEN>` subprotocol, or a first `auth` message
  * within 5 s), subscribes to devices (or `*`), gets a snapshot, then every telemetry, state, link, alarm and
  * event message. Each bus event is serialised once for all clients; per-client flow control is LiveClient's,
@@ -70,7 +70,7 @@ export interface LiveHubOptions {
   maxPayload?: number;
   /** Counts and logs refused tokens (upgrade 401, `auth` message 4401, no token in time), with the HTTP ones. */
   unauthorized?: UnauthorizedLog | null;
-  /** Replay of stored samples (issue 6, src/live/replay.ts); `replay` messages are refused without it. */
+  /** Replay of stored samples (src/live/replay.ts); `replay` messages are refused without it. */
   replay?: { onMessage(client: LiveClient, json: unknown): void } | null;
 }
 
@@ -269,7 +269,7 @@ export class LiveHub {
     } catch {
       return this.clientError(client, 'invalid_json', 'not JSON');
     }
-    // A revoked token (issue 5) must not get a command through in the up to heartbeatMs before beat() notices:
+    // A revoked token must not get a command through in the up to heartbeatMs before beat() notices:
     // its stream is refused and ended at its next message.
     if (client.principal && !this.opts.tokens.stillValid(client.principal)) {
       const { type, id } = (json ?? {}) as { type?: unknown; id?: unknown };
@@ -280,7 +280,7 @@ export class LiveHub {
       }
       return this.disconnect(client, 'revoked', 4401, 'token revoked');
     }
-    // Replay (issue 6) has its own messages and per-client state: src/live/replay.ts validates them.
+    // Replay has its own messages and per-client state: src/live/replay.ts validates them.
     if ((json as { type?: unknown } | null)?.type === 'replay' && this.opts.replay) {
       if (!client.principal) return this.clientError(client, 'unauthenticated', 'send {"type":"auth","token":...} first');
       if (!roleAtLeast(client.principal.role, WS_MESSAGE_ROLES.replay)) {
@@ -387,7 +387,7 @@ export class LiveHub {
 
   private subscribeBus(): void {
     const { bus } = this.opts;
-    // Encoded once per event, shared by every client (issue 5: serialise each message once for all clients).
+    // Encoded once per event, shared by every client (serialise each message once for all clients).
     const broadcast = (deviceId: string, text: () => string) => {
       let frame: Frame | null = null;
       for (const c of this.clients) {

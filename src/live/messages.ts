@@ -1,5 +1,5 @@
 /**
- * Messages of the live stream `GET /ws` (issue 5). Server messages are built here once per bus event and
+ * Messages of the live stream `GET /ws`. Server messages are built here once per bus event and
  * serialised once for every client; client messages are validated with zod and never crash the hub. Their
  * shapes are protocol.ts's, which the browser shares: every builder here is typed against it, and the checks
  * at the end keep protocol.ts's copies of the gateway's types (alarms, devices, commands) in step.

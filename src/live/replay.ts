@@ -1,5 +1,5 @@
 /**
- * Replay over the live stream (issue 6): `{"type":"replay","device","session"|"from","to","speed"}` streams a
+ * Replay over the live stream: `{"type":"replay","device","session"|"from","to","speed"}` streams a
  * device's stored samples paced by their device timestamps × speed, from InfluxDB when configured and the
  * journal otherwise. Samples are read in pages, never all at once, so the first one leaves within a few ms
  * even for a 24 h session. Every message carries `replay: true` and the replay id; live messages never do.

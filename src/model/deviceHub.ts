@@ -25,7 +25,7 @@ export interface Durability {
 }
 /**
  * What the journal remembers of a device across a gateway restart: its last seq and when it was received (to
- * count what a restart lost, issue 4), and so that it was a console before (admitted without a new HELLO).
+ * count what a restart lost), and so that it was a console before (admitted without a new HELLO).
  */
 export interface SeqMemory {
   lastSeq(deviceId: string): SeqBaseline | null;
@@ -61,7 +61,7 @@ const LOG_WINDOW_MS = 10_000;
 /** Ids the journal does not know, remembered so a refused id costs no journal read per frame; cleared when full. */
 const UNKNOWN_IDS_MAX = 4096;
 
-/** Silence after which a running device's link is `lost`: max(3 s, 3 telemetry periods) (issue 3, COMM_LOSS). */
+/** Silence after which a running device's link is `lost`: max(3 s, 3 telemetry periods) (COMM_LOSS). */
 export const SILENCE_MIN_MS = 3000;
 /**
  * In IDLE and ENDED a device may send only its `S` keep-alive every 5 s (ICD §1): two missed keep-alives plus
@@ -512,7 +512,7 @@ export class DeviceHub implements IngestSink, DeviceView {
     }
   }
 
-  /** Absent data is never normal: a device that stops talking is marked lost (issue 3). */
+  /** Absent data is never normal: a device that stops talking is marked lost. */
   /** Consoles forgotten since start (silent outside a session for `forgetSilentMs`). */
   get forgottenCount(): number {
     return this.forgotten;

@@ -56,7 +56,7 @@ export interface DeviceCounters {
   reconnects: number;
 }
 
-/** The DEVICE object of the API (issue 2 §6). Times are epoch ms. */
+/** The DEVICE object of the API. Times are epoch ms. */
 export interface DeviceSnapshot {
   id: string;
   model: string | null;

@@ -1,5 +1,5 @@
 /**
- * Session export (issue 7): telemetry (raw, or the mean per `every` bucket), states, device events,
+ * Session export: telemetry (raw, or the mean per `every` bucket), states, device events,
  * alarms, annotations and audit records of one session, as CSV or JSON, with a SHA-256 so a saved copy
  * can be shown to be unaltered.
  *

@@ -1,5 +1,5 @@
 /**
- * FleetStatusWriter (issue 7, Grafana): what the journal's forwarder does not carry but the dashboards
+ * FleetStatusWriter (Grafana): what the journal's forwarder does not carry but the dashboards
  * show, written to the same InfluxDB every `intervalMs`:
  * - `gateway_device` per console: link, state, session, frame and loss counters (fleet view);
  * - `gateway`: forwarder backlog and journal writability (fleet view);

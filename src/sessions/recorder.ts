@@ -1,5 +1,5 @@
 /**
- * SessionRecorder (issue 7): follows every console's state changes on the bus and keeps one record per
+ * SessionRecorder: follows every console's state changes on the bus and keeps one record per
  * treatment session in its own table of the journal database: console, start and end, time in each state,
  * and the participant study code an operator sets (audited).
  *
@@ -113,7 +113,7 @@ export class SessionRecorder {
 
   /**
    * Sets the pseudonymous participant study code of a session; the audit record and the change are one
-   * transaction, so neither exists without the other (issue 7: "set by an operator and audited").
+   * transaction, so neither exists without the other ("set by an operator and audited").
    */
   setParticipant(key: number, code: string, reason: string, actor: Actor): ParticipantResult {
     if (!PARTICIPANT_CODE_RE.test(code)) {

@@ -1,5 +1,5 @@
 /**
- * SessionService (issue 7): the recorder plus the reads the API needs, over the journal's database.
+ * SessionService: the recorder plus the reads the API needs, over the journal's database.
  * The database may be away (unwritable or full disk): reads then throw StorageUnavailableError (503).
  */
 import type { AuditSink } from '../audit/auditLog.js';
@@ -46,7 +46,7 @@ export class SessionService {
     this.recorder.useDatabase(db);
   }
 
-  /** Records with their duration and start and end as UTC ISO 8601 (issue 7: "start and end (UTC)"). */
+  /** Records with their duration and start and end as UTC ISO 8601 ("start and end (UTC)"). */
   list(filter: SessionFilter): Array<SessionRecord & { startedUtc: string; endedUtc: string | null; durationMs: number; running: boolean }> {
     const now = this.opts.now();
     return readRecords(this.db(), filter).map((r) => ({

@@ -1,5 +1,5 @@
 /**
- * Session summaries (issue 7), pure: rows in, summary out; no I/O and no clock of its own.
+ * Session summaries, pure: rows in, summary out; no I/O and no clock of its own.
  * The accumulators take telemetry and sequence numbers one page at a time, so a four-hour session at
  * 25 Hz never has to be in memory at once.
  */

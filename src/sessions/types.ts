@@ -1,10 +1,10 @@
 /**
- * Trial session records and summaries (issue 7). A session is what the ICD calls one: `START` with its
+ * Trial session records and summaries. A session is what the ICD calls one: `START` with its
  * session id to `ENDED` on one console (ICD §1 "Session states").
  */
 import type { SessionState } from '../protocol/types.js';
 
-/** Pseudonymous participant study code (issue 7): never a name, so no spaces and no more than 32 characters. */
+/** Pseudonymous participant study code: never a name, so no spaces and no more than 32 characters. */
 export const PARTICIPANT_CODE_RE = /^[A-Za-z0-9-]{1,32}$/;
 
 export interface SessionRecord {

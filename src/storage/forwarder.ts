@@ -1,5 +1,5 @@
 /**
- * Store-and-forward from the journal to InfluxDB (issue 4). Reads each journal stream in id order
+ * Store-and-forward from the journal to InfluxDB. Reads each journal stream in id order
  * from a cursor persisted in the journal database, writes batches of up to `batchLines` lines (or
  * what accumulated in `batchMs`), and advances the cursor only after a 2xx. Failures retry with
  * exponential backoff and jitter, forever; nothing here blocks ingest, which only ever appends to
@@ -19,9 +19,9 @@ import { silentLog, STREAMS, type ConditionSink, type ForwarderStatus, type Stor
 export type { ForwarderStatus } from './types.js';
 
 export interface ForwarderConfig extends InfluxTarget {
-  /** Most lines per write (issue 4: 5,000). */
+  /** Most lines per write (5,000). */
   batchLines?: number;
-  /** Longest a line waits for a batch that is not full, ms (issue 4: 1 s). */
+  /** Longest a line waits for a batch that is not full, ms (1 s). */
   batchMs?: number;
   /** Backlog age that raises STORAGE_BACKLOG (LOW), s. */
   backlogAlarmSeconds?: number;

@@ -1,5 +1,5 @@
 /**
- * Telemetry history (issue 4): from InfluxDB when it is configured, from the journal otherwise, so
+ * Telemetry history: from InfluxDB when it is configured, from the journal otherwise, so
  * the gateway is complete on one machine. Should InfluxDB fail to answer, the journal (which holds
  * the last N days anyway) answers instead, and the result says so in `source`.
  */

@@ -1,7 +1,7 @@
 /**
  * `--influx URL` (`http://[user:pass@]host:8086/DB`, optional token) to an `influx` client.
  * One code path for InfluxDB 1.x, 2.x (v1 compatibility API) and 3 Core: line protocol to /write,
- * InfluxQL to /query (issue 4).
+ * InfluxQL to /query.
  */
 import http from 'node:http';
 import https from 'node:https';

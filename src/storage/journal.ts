@@ -1,5 +1,5 @@
 /**
- * The embedded journal (issue 4): every accepted sample, state change, device event, alarm
+ * The embedded journal: every accepted sample, state change, device event, alarm
  * transition and audit record goes here first, under `<dataDir>/journal.sqlite`.
  *
  * Appends are synchronous into an in-memory batch; one transaction commits the batch at least every

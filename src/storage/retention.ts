@@ -1,5 +1,5 @@
 /**
- * Journal retention (issue 4): keep N days (default 14) or M GiB (default 20), whichever limit is
+ * Journal retention: keep N days (default 14) or M GiB (default 20), whichever limit is
  * reached first, oldest first. With InfluxDB configured only rows the forwarder has confirmed
  * (id ≤ its cursor) are pruned, so an outage never costs data; without it, the journal is the
  * history and everything beyond the limits goes. The audit trail is never pruned here.

@@ -17,7 +17,7 @@ const SCHEMA_VERSION = 1;
  * Ids are AUTOINCREMENT: the forwarder's cursor is "last id sent", and a plain rowid may be reused
  * once retention has deleted the newest rows, which would make the cursor skip new data.
  * One UNIQUE index per device table on (device, t, seq) both stores a redelivered frame once
- * (issue 4: same device, seq and device time) and serves time-range reads for one device.
+ * (same device, seq and device time) and serves time-range reads for one device.
  */
 const DDL = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

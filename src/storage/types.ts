@@ -1,5 +1,5 @@
 /**
- * Shapes shared by the journal, the InfluxDB forwarder, retention and history (issue 4).
+ * Shapes shared by the journal, the InfluxDB forwarder, retention and history.
  */
 import type { AlarmPriority } from '../alarms/types.js';
 import type { EventBus } from '../bus.js';
@@ -111,7 +111,7 @@ export interface JournalOptions {
   now?: () => number;
   /** STORAGE_FAILURE raised and cleared (wired to the alarm engine's external conditions). */
   onCondition?: ConditionSink;
-  /** Longest time an appended record waits for its transaction, ms (issue 4: at least every 100 ms). */
+  /** Longest time an appended record waits for its transaction, ms (at least every 100 ms). */
   commitIntervalMs?: number;
   /** Records kept in memory while the journal cannot write; older ones beyond it are dropped and counted. */
   maxBufferedWhileFailed?: number;

@@ -236,7 +236,7 @@ export class MqttTransport implements Transport {
 
   private subscribe(client: MqttClient): void {
     // Not relying on sessionPresent: a broker restarted without persistence forgets the subscription while
-    // a client may still believe in it (issue 2 §4). No-local: our own `cmd` publications do not come back.
+    // a client may still believe in it. No-local: our own `cmd` publications do not come back.
     const filter = `${this.prefix}/+/#`;
     client.subscribe(filter, { qos: 1, nl: true }, (err) => {
       if (this.client !== client || this.state === 'stopped' || !client.connected) return;
@@ -263,7 +263,7 @@ export class MqttTransport implements Transport {
     else this.flow = this.known.size > 0 ? 'flowing' : 'none';
   }
 
-  /** "Re-subscribes after every reconnect and verifies data flows again" (issue 2 §4). */
+  /** "Re-subscribes after every reconnect and verifies data flows again". */
   private verifyFlow(client: MqttClient): void {
     this.flow = 'verifying';
     this.clock.clearTimeout(this.verifyTimer);

@@ -297,7 +297,7 @@ export class SerialTransport implements Transport {
   }
 
   private discardAnonymous(raw: string, detail: string): void {
-    // A valid frame without an identity: no DiscardReason fits exactly; 'malformed' by agreement (issue 2 §3).
+    // A valid frame without an identity: no DiscardReason fits exactly; 'malformed' by agreement.
     this.discard({ type: 'discard', reason: 'malformed', raw: raw.slice(0, 128), detail });
   }
 

@@ -1,5 +1,5 @@
 /**
- * Debian's Chromium driven by playwright-core for the end-to-end tests and the UI benchmark (issue 6).
+ * Debian's Chromium driven by playwright-core for the end-to-end tests and the UI benchmark.
  * Never downloads a browser: /usr/bin/chromium (or $CHROMIUM) is installed by .ci/run.
  */
 import { mkdirSync } from 'node:fs';

@@ -1,5 +1,5 @@
 /**
- * The live screens end to end (issue 6): Debian's Chromium against a real gateway fed by the simulator over a
+ * The live screens end to end: Debian's Chromium against a real gateway fed by the simulator over a
  * real mosquitto. Numerics update; a fault raises a red, flashing alarm bar within 1 s; acknowledging stops
  * the flashing; a setpoint change is confirmed (old → new) and round-trips to the device; an annotation is
  * stored; a dropped WebSocket shows DISCONNECTED and reconnects; a stopped console shows NO DATA within 3 s.

@@ -1,5 +1,5 @@
 /**
- * Replay end to end (issue 6). Over the WebSocket: a stored 24 h session starts streaming within 300 ms,
+ * Replay end to end. Over the WebSocket: a stored 24 h session starts streaming within 300 ms,
  * paced by device time, flagged `replay: true`, seekable, engineer only. In Chromium: a recorded session
  * (with an alarm and an annotation) replays with its markers on the timeline, labelled REPLAY, and exports CSV.
  */

@@ -1,5 +1,5 @@
 /**
- * Alarm-limit and rule changes at run time (issue 5: engineer; audit trail with old value, new value, reason)
+ * Alarm-limit and rule changes at run time (engineer; audit trail with old value, new value, reason)
  * through the whole gateway: a per-device PV_HIGH limit and a profile document are changed over HTTP, are in
  * force (the profile API, and a simulated console on a real mosquitto alarming at the new limit), audited, kept
  * across a restart on the same data directory; wrong roles, bad bodies and a missing audit trail change nothing;
@@ -75,7 +75,7 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-describe('alarm profile changes (issue 5)', () => {
+describe('alarm profile changes', () => {
   it('an engineer changes one device\'s PV_HIGH limit: in force for that device only, audited with old, new and reason', async () => {
     const r = await put(`/api/devices/${DEV}/limits`, { rule: 'PV_HIGH', limit: 240, onDelayMs: 1000, reason: 'smaller return cannula' });
     expect(r.status, JSON.stringify(r.body)).toBe(200);

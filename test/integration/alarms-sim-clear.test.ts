@@ -1,5 +1,5 @@
 /**
- * Alarm scenarios end to end, the way back (issue 3): when a simulator fault ends, a latched alarm stays
+ * Alarm scenarios end to end, the way back: when a simulator fault ends, a latched alarm stays
  * RTN_UNACK until acknowledged and a non-latched one returns to NORMAL by itself; a channel left out of the
  * frames is a sensor fault; one instance for the detector and the device's EV from raise to clear.
  */

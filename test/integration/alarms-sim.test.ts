@@ -1,5 +1,5 @@
 /**
- * Alarm scenarios end to end (issue 3): each simulator fault raises the expected alarm with the expected
+ * Alarm scenarios end to end: each simulator fault raises the expected alarm with the expected
  * priority through real mosquitto and a socat pty; stopping the simulator raises COMM_LOSS; operator
  * acknowledgement over HTTP, alarm transitions on the WebSocket, and alarm states across a gateway restart.
  * One console per fault, several consoles per simulator, faults injected together so they develop in parallel.

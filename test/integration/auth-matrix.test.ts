@@ -1,5 +1,5 @@
 /**
- * Access control of the assembled gateway (issue 5): every route fastify actually serves is in the one route
+ * Access control of the assembled gateway: every route fastify actually serves is in the one route
  * table (src/auth/routeRoles.ts), and every (route × caller) pair gets the table's decision: 401 without a
  * known token, 403 below the route's role, never 401/403 at or above it. Then the live stream's three ways to
  * authenticate, revocation, body validation with field paths, the write-route rate limit, no CORS, and no
@@ -50,7 +50,7 @@ function servedRoutes(tree: string, resolveWildcard: (method: string, url: strin
  * exports, changes limits and rules.
  */
 const POLICY: Readonly<Record<string, RouteAccess>> = Object.fromEntries(Object.entries({
-  // Static files of the browser screens (issue 6) carry code, no data.
+  // Static files of the browser screens carry code, no data.
   open: ['GET /healthz', 'GET /', 'GET /assets/*', 'GET /favicon.ico'],
   viewer: [
     'GET /metrics', 'GET /ws', 'GET /api/me', 'GET /api/devices', 'GET /api/devices/:id', 'GET /api/devices/:id/telemetry',
@@ -61,7 +61,7 @@ const POLICY: Readonly<Record<string, RouteAccess>> = Object.fromEntries(Object.
   operator: [
     'POST /api/devices/:id/commands', 'POST /api/devices/:id/annotations', 'POST /api/devices/:id/audio-pause',
     'POST /api/alarms/:id/ack', 'POST /api/alarms/:id/shelve', 'POST /api/alarms/:id/unshelve',
-    'PUT /api/sessions/:id/participant', // issue 7: the study code, set by the operator, audited
+    'PUT /api/sessions/:id/participant', // the study code, set by the operator, audited
   ],
   engineer: [
     'GET /api/audit', 'POST /api/alarms/:id/out-of-service', 'POST /api/alarms/:id/return-to-service',
@@ -145,7 +145,7 @@ describe('authorization matrix of the assembled gateway', () => {
     for (const r of notServed) expect(gw.gateway.http.hasRoute({ method: r.method as 'GET', url: r.url })).toBe(false);
   });
 
-  it('has the role issue 5 gives for every route in the table', () => {
+  it('has the role docs/security.md gives for every route in the table', () => {
     const table = Object.fromEntries(routeTable().map((r) => [`${r.method} ${r.url}`, r.access]));
     expect(table).toEqual(POLICY);
   });
@@ -157,7 +157,7 @@ describe('authorization matrix of the assembled gateway', () => {
     for (const { method, url } of routes) {
       const access = policyOf(method, url);
       if (access === undefined) {
-        wrong.push(`${method} ${url}: no policy in this test (add it with its issue 5 role)`);
+        wrong.push(`${method} ${url}: no policy in this test (add it with its role from docs/security.md)`);
         continue;
       }
       for (const caller of CALLERS) {

@@ -1,4 +1,4 @@
-/** The `msc-gateway` command as a real process: exit codes, bad input at start, graceful shutdown (issue 2 §7). */
+/** The `msc-gateway` command as a real process: exit codes, bad input at start, graceful shutdown. */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

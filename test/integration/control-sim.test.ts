@@ -1,5 +1,5 @@
 /**
- * Control commands through the whole gateway (issue 5): the simulator on a socat pty AND on a real mosquitto,
+ * Control commands through the whole gateway: the simulator on a socat pty AND on a real mosquitto,
  * `POST /api/devices/:id/commands` and the live stream with the operator token, the audit trail read back with
  * the engineer token, annotations, and `msc-gateway audit verify` on the journal before and after tampering.
  * The same round trips at transport level, without the HTTP/auth layer: control-transports.test.ts.

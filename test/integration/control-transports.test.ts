@@ -1,5 +1,5 @@
 /**
- * Control commands end to end through each real transport (issue 5): the simulator on a socat pty pair and on a
+ * Control commands end to end through each real transport: the simulator on a socat pty pair and on a
  * real mosquitto, the real SerialTransport / MqttTransport, DeviceHub and CommandService, an audit trail in a
  * temp SQLite. Round trips OK, REJ for out-of-state (the device's answer), 400 for out-of-limit with nothing
  * sent, TIMEOUT with the simulator's unanswered-command fault, and no double execution when an ACK is lost on

@@ -1,6 +1,6 @@
 /**
  * docker-compose.yml, the Dockerfile and the Grafana provisioning checked against the gateway's own
- * configuration code (issue 7). Docker cannot run on the build machines, so this is how the files are kept
+ * configuration code. Docker cannot run on the build machines, so this is how the files are kept
  * honest: services, pinned images, ports, MSC_* names the gateway accepts, mounted files that exist, the
  * healthcheck on /healthz, a non-root user, and the simulators' arguments parsed by msc-sim itself.
  */

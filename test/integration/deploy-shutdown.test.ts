@@ -1,5 +1,5 @@
 /**
- * Operations (issue 7): /healthz tells live from ready with reasons, and SIGTERM to the built CLI commits the
+ * Operations: /healthz tells live from ready with reasons, and SIGTERM to the built CLI commits the
  * journal's last batch and closes connected WebSockets with 1001 (going away) before exiting 0.
  */
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -1,5 +1,5 @@
 /**
- * Walking skeleton (issue 2): the gateway reads simulated consoles over a real socat serial link and a real
+ * Walking skeleton: the gateway reads simulated consoles over a real socat serial link and a real
  * mosquitto, and shows them over HTTP; each link-level fault of the simulator is visible in counters or state.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 /**
- * The Grafana dashboards (issue 7) against real data: a gateway fed by two simulated consoles over a real
+ * The Grafana dashboards against real data: a gateway fed by two simulated consoles over a real
  * mosquitto forwards to a real influxd; then every panel target, every annotation query and every template
  * variable query of dashboards/*.json runs through influxd's /query with `$device`, `$session`, `$timeFilter`
  * and `$__interval` filled in the way Grafana fills them, and each must return at least one row.

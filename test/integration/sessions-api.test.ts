@@ -1,5 +1,5 @@
 /**
- * Trial session records, summaries and exports through the whole gateway (issue 7): a simulated console on
+ * Trial session records, summaries and exports through the whole gateway: a simulated console on
  * a real mosquitto runs a session with an air-in-line stop, an acknowledged alarm, an annotation and
  * commands; the record, the summary, the participant code, the HTTP export (hash header and embedded
  * hash) and `msc-gateway export` (built CLI, journal read-only beside the running daemon) are checked.

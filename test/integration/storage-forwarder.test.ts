@@ -1,6 +1,6 @@
 /**
  * The InfluxDB forwarder against a real influxd (Debian's 1.6): what the journal holds is what
- * InfluxDB holds, through an outage and across a forwarder restart (issue 4).
+ * InfluxDB holds, through an outage and across a forwarder restart.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { TelemetrySample } from '../../src/bus.js';

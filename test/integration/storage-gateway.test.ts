@@ -1,5 +1,5 @@
 /**
- * Nothing lost, end to end (issue 4): simulated consoles -> MQTT QoS 1 -> the gateway's journal -> InfluxDB,
+ * Nothing lost, end to end: simulated consoles -> MQTT QoS 1 -> the gateway's journal -> InfluxDB,
  * through an InfluxDB outage, a gateway restart and a `kill -9` of the gateway during ingest.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';

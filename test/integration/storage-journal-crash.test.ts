@@ -1,5 +1,5 @@
 /**
- * `kill -9` of a process writing the journal (issue 4): everything `committed()` confirmed is on
+ * `kill -9` of a process writing the journal: everything `committed()` confirmed is on
  * disk afterwards, and without confirmations (serial) what survives is a gap-free prefix whose last
  * seq `lastSeq()` reports, so the loss can be counted on restart. Runs the built journal
  * (`dist/`, built by `npm test` before vitest) in a real child process.

@@ -1,5 +1,5 @@
 /**
- * The alarm bar (issue 6): active alarms ordered by priority, coloured and flashing as IEC 60601-1-8 Table 2
+ * The alarm bar: active alarms ordered by priority, coloured and flashing as IEC 60601-1-8 Table 2
  * asks (HIGH red ~2 Hz, MEDIUM yellow ~0.5 Hz, LOW cyan steady; styles/app.css). Each item also says its
  * priority in words and with !!! / !! / ! so colour is never the only cue. Unacknowledged alarms flash;
  * once acknowledged they stay lit, steady (ISA-18.2 convention), until the condition clears.

@@ -1,5 +1,5 @@
 /**
- * The optional audible alarm signal (issue 6), off until the user turns it on (browsers allow sound only after
+ * The optional audible alarm signal, off until the user turns it on (browsers allow sound only after
  * a user gesture). Patterns after IEC 60601-1-8: HIGH a burst of 10 pulses, MEDIUM 3, LOW 1; repeated while an
  * unacknowledged alarm of that priority exists and the console's audio is not paused.
  */

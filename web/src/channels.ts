@@ -27,7 +27,7 @@ export const NUMERICS: readonly ChannelInfo[] = [
   { key: 'DO', label: 'Dissolved O₂', unit: '% sat', decimals: 0, optional: true },
 ];
 
-/** The overview's at-a-glance channels (issue 6). */
+/** The overview's at-a-glance channels. */
 export const GLANCE = ['QB', 'PV', 'TMP', 'TR'] as const;
 
 /** One chart per channel, so each carries its own limit bands; setpoints dashed. */

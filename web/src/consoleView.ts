@@ -1,5 +1,5 @@
 /**
- * One console, live (issue 6): state, session and elapsed time, the alarm bar with the operator's actions,
+ * One console, live: state, session and elapsed time, the alarm bar with the operator's actions,
  * large numerics, trends, the control panel (operator), annotations and the session's alarm history.
  * Stale data can never look live: no sample for 2 s greys everything and says NO DATA with the time since
  * the last sample; a lost WebSocket says DISCONNECTED (the connection reconnects by itself).

@@ -1,5 +1,5 @@
 /**
- * The operator's control panel (issue 6): setpoint changes and session commands, each confirmed in a dialog
+ * The operator's control panel: setpoint changes and session commands, each confirmed in a dialog
  * that shows the old and the new value, then the device's answer (OK, REJ with the reason, TIMEOUT, conflicting
  * answers, or the gateway's refusal). Commands go through `POST /api/devices/:id/commands` (docs/security.md).
  */

@@ -1,4 +1,4 @@
-/** Tiny DOM helpers: the screens are plain DOM, no framework (issue 6: small and fast). */
+/** Tiny DOM helpers: the screens are plain DOM, no framework (small and fast). */
 type Attrs = Record<string, string | number | boolean | null | undefined | ((ev: Event) => void)>;
 export type Child = Node | string | null | undefined | false;
 

@@ -1,5 +1,5 @@
 /**
- * The gateway's browser screens (issue 6): sign-in with a token, the station overview, one console live,
+ * The gateway's browser screens: sign-in with a token, the station overview, one console live,
  * and the engineer's replay. Hash routes: `#/`, `#/console/<id>`, `#/replay[/<id>]`. Only the gateway's
  * public API is used; nothing is fetched from anywhere else.
  */

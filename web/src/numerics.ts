@@ -1,5 +1,5 @@
 /**
- * Large numerics with units, setpoints and alarm limits (issue 6), shared by the live and replay screens.
+ * Large numerics with units, setpoints and alarm limits, shared by the live and replay screens.
  * A value outside its limits is marked by a frame and an arrow + word (never by colour alone); a sensor
  * fault reads FAULT; stale data is greyed by the parent (class `stale`).
  */

@@ -1,5 +1,5 @@
 /**
- * The station overview (issue 6): one tile per console with state, session time, link, the worst active
+ * The station overview: one tile per console with state, session time, link, the worst active
  * alarm and QB / PV / TMP / TR at a glance. A tile is a link (keyboard: Tab, Enter) to the console view.
  */
 import type { AppContext, View } from './app.js';

@@ -1,5 +1,5 @@
 /**
- * The engineer's replay screen (issue 6): choose a console and a session (or a time range), play, pause,
+ * The engineer's replay screen: choose a console and a session (or a time range), play, pause,
  * 1× / 10× / 60× / as fast as possible, seek on a timeline that marks state changes, alarms and annotations.
  * The same numerics, charts and alarm bar as live, labelled REPLAY everywhere (banner, panels, striped
  * frame), and fed only by messages flagged `replay: true`: live data never enters this screen, nor replayed

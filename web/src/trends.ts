@@ -1,5 +1,5 @@
 /**
- * Trend charts of the last 5 / 15 / 60 minutes (issue 6) with uPlot: one small chart per channel so that
+ * Trend charts of the last 5 / 15 / 60 minutes with uPlot: one small chart per channel so that
  * each carries its own alarm-limit bands (shaded outside the limits, dashed at them) and setpoint.
  * Samples are kept in a buffer of at most 60 min at ≤ 20 points/s; charts redraw at most 5×/s.
  */

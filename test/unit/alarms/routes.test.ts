@@ -48,7 +48,7 @@ describe('alarm routes', () => {
   });
 
 
-  it('GET /api/alarms lists active alarms with the issue 3 fields, filtered by device and state', async () => {
+  it('GET /api/alarms lists active alarms with the documented fields, filtered by device and state', async () => {
     const { app, frame } = await setup();
     frame(OK);
     frame({ ...OK, AIR: 1 }, 'D2');

@@ -20,7 +20,7 @@ function errors(input: unknown): string[] {
   return r.errors;
 }
 
-describe('default profile (issue 3 table)', () => {
+describe('default profile (table)', () => {
   const byId = new Map(defaultProfile.rules.map((r) => [r.id, r]));
   // id, priority, on-delay s, deadband, latching, states
   const table: Array<[string, string, number, number | null, boolean, string[] | 'any']> = [

@@ -1,5 +1,5 @@
 /**
- * A slow client never slows the gateway or the other clients (issue 5): real ws clients on loopback, one of
+ * A slow client never slows the gateway or the other clients: real ws clients on loopback, one of
  * them with its socket paused, against a real LiveHub fed by a real EventBus and DeviceHub.
  */
 import { mkdtempSync, rmSync } from 'node:fs';

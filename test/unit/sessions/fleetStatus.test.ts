@@ -1,4 +1,4 @@
-/** FleetStatusWriter's line protocol (issue 7, fleet dashboard): what the fleet panels query. */
+/** FleetStatusWriter's line protocol (fleet dashboard): what the fleet panels query. */
 import { describe, expect, it } from 'vitest';
 import type { DeviceSnapshot } from '../../../src/model/types.js';
 import { FleetStatusWriter } from '../../../src/sessions/fleetStatus.js';

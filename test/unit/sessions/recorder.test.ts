@@ -1,4 +1,4 @@
-/** SessionRecorder (issue 7): records from state changes, kept in the journal database; participant codes audited. */
+/** SessionRecorder: records from state changes, kept in the journal database; participant codes audited. */
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import type { AuditEntry, AuditRecord, AuditSink } from '../../../src/audit/auditLog.js';

@@ -1,4 +1,4 @@
-/** Session summaries, pure (issue 7): fixed clock, rows in, numbers out. */
+/** Session summaries, pure: fixed clock, rows in, numbers out. */
 import { describe, expect, it } from 'vitest';
 import type { AlarmTransition } from '../../../src/alarms/types.js';
 import {
