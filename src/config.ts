@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { AuthConfigSchema } from './auth/tokenStore.js';
-import { normaliseOrigin } from './live/upgrade.js';
+import { normaliseOrigin } from './util/origin.js';
 
 const hostPort = z.object({
   host: z.string().min(1).default('127.0.0.1'),

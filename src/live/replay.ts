@@ -19,6 +19,7 @@ import type { LiveClient } from './liveClient.js';
 import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
 import { encode, type Check, type Same } from './messages.js';
 import type * as P from './protocol.js';
+import { isValidDeviceId } from '../protocol/types.js';
 
 export interface ReplayOptions {
   journal: Journal | null;
@@ -59,7 +60,8 @@ const StartSchema = z.object({
   type: z.literal('replay'),
   action: z.literal('start').optional(),
   id: Id,
-  device: z.string().min(1).max(64),
+  // The ingest's rule, as for subscribe: an id that can never be a console is an invalid request, not a not_found.
+  device: z.string().min(1).max(64).refine(isValidDeviceId, { message: 'not a device id' }),
   session: z.string().min(1).max(64).optional(),
   from: z.number().int().nonnegative().optional(),
   to: z.number().int().positive().optional(),

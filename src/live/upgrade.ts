@@ -7,6 +7,9 @@ import type { Duplex } from 'node:stream';
 import { bearerToken } from '../auth/tokenHash.js';
 import { errorBody, statusOf, type ErrorCode } from '../errors.js';
 import { BEARER_PROTOCOL_PREFIX, LIVE_PROTOCOL } from './messages.js';
+import { normaliseOrigin } from '../util/origin.js';
+
+export { normaliseOrigin };
 
 /** `Authorization: Bearer TOKEN`, else a `bearer.TOKEN` subprotocol (browsers cannot set headers), else null. */
 export function upgradeToken(req: IncomingMessage): string | null {
@@ -46,18 +49,6 @@ export function originAllowed(req: IncomingMessage, allowed: ReadonlySet<string>
     return new URL(`${page.protocol}//${host}`).host === page.host;
   } catch {
     return false;
-  }
-}
-
-/** An `http.allowedOrigins` entry as compared: scheme://host[:port], lower case, default port left out. */
-export function normaliseOrigin(text: string): string | null {
-  try {
-    const u = new URL(text);
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') return null;
-    if (u.username || u.password || u.search || u.hash || (u.pathname !== '/' && u.pathname !== '')) return null;
-    return u.origin;
-  } catch {
-    return null;
   }
 }
 

@@ -7,7 +7,7 @@ import type { Logger } from '../log.js';
 import { counter, gauge, oncePerScrape, type Registry } from '../metrics.js';
 import type { ChannelValues, DeviceFrame, Discard, DiscardReason, HelloFrame, SessionState } from '../protocol/types.js';
 import { ICD_CHANNELS, MAX_CHANNELS_PER_CONSOLE, isSequenced, isValidDeviceId } from '../protocol/types.js';
-import { LogThrottle } from '../transports/types.js';
+import { LogThrottle } from '../util/logThrottle.js';
 import { SequenceTracker, type SeqBaseline } from './sequence.js';
 import type { ChannelReading, DeviceLink, DeviceSnapshot, IngestSink } from './types.js';
 import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';

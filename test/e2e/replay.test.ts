@@ -128,6 +128,11 @@ describe('replay over the WebSocket, from a 24 h journal', () => {
     expect(await eng.next((m) => m.status === 'error')).toMatchObject({ error: 'not_found' });
     eng.ws.send(JSON.stringify({ type: 'replay', device: 'MSC-DAY' }));
     expect(await eng.next((m) => m.status === 'error' && m.error === 'invalid_message')).toMatchObject({ message: expect.stringContaining('session') });
+    // An id that can never be a console is a bad request naming the field, like a subscribe, not a not_found.
+    eng.ws.send(JSON.stringify({ type: 'replay', device: 'no such id!', session: 'S-24H', id: 'bad-id' }));
+    expect(await eng.next((m) => m.status === 'error' && m.id === 'bad-id')).toMatchObject({
+      error: 'invalid_message', issues: [{ path: 'device', message: 'not a device id' }],
+    });
     eng.ws.close();
   });
 
