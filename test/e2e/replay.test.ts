@@ -153,6 +153,18 @@ describe('replay screen in Chromium', () => {
   let sim: Simulator;
   let browser: Browser;
   const DEVICE = 'MSC-E2E9';
+  /** Signed in as an engineer, the recorded session chosen on the replay screen and loaded at `speed`. */
+  const loadRecorded = async (speed: string) => {
+    const page = await signIn(browser, gw.url, gw.tokens.engineer);
+    await page.click('a.nav-link[href="#/replay"]');
+    await page.waitForSelector(`select[name="device"] option[value="${DEVICE}"]`, { state: 'attached' });
+    await page.selectOption('select[name="device"]', DEVICE);
+    await page.waitForSelector('select[name="session"] option[value="S-E2E-REC"]', { state: 'attached' });
+    await page.selectOption('select[name="session"]', 'S-E2E-REC');
+    await page.click(`[data-speed="${speed}"]`);
+    await page.click('[data-action="load"]');
+    return page;
+  };
 
   beforeAll(async () => {
     await buildWeb();
@@ -183,14 +195,7 @@ describe('replay screen in Chromium', () => {
   });
 
   it('replays a recorded session with its state, alarm and annotation markers, labelled REPLAY, and exports CSV', async () => {
-    const page = await signIn(browser, gw.url, gw.tokens.engineer);
-    await page.click('a.nav-link[href="#/replay"]');
-    await page.waitForSelector(`select[name="device"] option[value="${DEVICE}"]`, { state: 'attached' });
-    await page.selectOption('select[name="device"]', DEVICE);
-    await page.waitForSelector('select[name="session"] option[value="S-E2E-REC"]', { state: 'attached' });
-    await page.selectOption('select[name="session"]', 'S-E2E-REC');
-    await page.click('[data-speed="60"]');
-    await page.click('[data-action="load"]');
+    const page = await loadRecorded('60');
     await page.waitForSelector('.timeline .tl-alarm[data-priority="HIGH"]');
     await page.waitForSelector('.timeline .tl-state[data-state="RUNNING"]');
     await page.waitForSelector('.timeline .tl-note');
@@ -210,14 +215,7 @@ describe('replay screen in Chromium', () => {
   });
 
   it('carries on from the playhead when the connection drops mid-replay and comes back', async () => {
-    const page = await signIn(browser, gw.url, gw.tokens.engineer);
-    await page.click('a.nav-link[href="#/replay"]');
-    await page.waitForSelector(`select[name="device"] option[value="${DEVICE}"]`, { state: 'attached' });
-    await page.selectOption('select[name="device"]', DEVICE);
-    await page.waitForSelector('select[name="session"] option[value="S-E2E-REC"]', { state: 'attached' });
-    await page.selectOption('select[name="session"]', 'S-E2E-REC');
-    await page.click('[data-speed="1"]');
-    await page.click('[data-action="load"]');
+    const page = await loadRecorded('1');
     await expect.poll(async () => Number(await page.locator('.num[data-channel="TR"] .num-value').textContent()), { timeout: 10_000 }).toBeGreaterThan(30);
     // The network drops: the server forgets the replay with the socket; the page reconnects by itself.
     for (const c of (gw.gateway.live as unknown as { clients: Set<{ ws: { terminate(): void } }> }).clients) c.ws.terminate();
