@@ -12,7 +12,6 @@ import type { IClientOptions, MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { decodeMqttCommand, encodeMqttPayload } from '../../src/protocol/mqtt.js';
 import type { TelemetryFrame } from '../../src/protocol/types.js';
-import { mqttTlsOptions } from '../../src/transports/mqttSecrets.js';
 import type { SimAction } from './actions.js';
 import type { ConsoleFrame, SimulatedConsole } from './console.js';
 import type { FrameLedger } from './ledger.js';
@@ -148,7 +147,10 @@ export class MqttLink implements SimLink {
       will: { topic: this.topic('status'), payload: Buffer.from('offline'), qos: 1, retain: true },
       username: this.opts.username,
       password: this.opts.password,
-      ...mqttTlsOptions(this.opts),
+      ...(this.opts.ca ? { ca: this.opts.ca } : {}),
+      ...(this.opts.cert ? { cert: this.opts.cert } : {}),
+      ...(this.opts.key ? { key: this.opts.key } : {}),
+      rejectUnauthorized: true,
     };
     const client = connect(this.opts.url, options);
     client.on('connect', () => {

@@ -12,7 +12,6 @@ import { isValidDeviceId, type Command, type Discard } from '../protocol/types.j
 import { Backoff } from '../util/backoff.js';
 import { keepAliveClock, type Clock, type TimerHandle } from '../util/clock.js';
 import { DEFERRED, OrderedAcks } from './mqttAcks.js';
-import { mqttTlsOptions } from './mqttSecrets.js';
 import {
   errorText, LogThrottle, redactUrl, sendsInClear, withTimeout, type Transport, type TransportLogger, type TransportStatus,
 } from './types.js';
@@ -110,8 +109,11 @@ export class MqttTransport implements Transport {
       clientId: this.opts.clientId ?? `msc-gateway-${hostname()}`,
       username: this.opts.username,
       password: this.opts.password,
-      // A broker whose certificate does not match its name or CA is not ours (no fallback to plain).
-      ...mqttTlsOptions(this.opts),
+      ...(this.opts.ca ? { ca: this.opts.ca } : {}),
+      ...(this.opts.cert ? { cert: this.opts.cert } : {}),
+      ...(this.opts.key ? { key: this.opts.key } : {}),
+      // Explicit: a broker whose certificate does not match its name or CA is not ours (no fallback to plain).
+      rejectUnauthorized: true,
       // A persistent session: QoS 1 messages published while we are away are queued by the broker (ICD §2).
       clean: false,
       // MQTT 5: the session outlives a restart by a day; MQTT 3.1.1 brokers keep clean:false sessions by their own rules.

@@ -47,13 +47,3 @@ export function loadMqttSecrets(mqtt: MqttConfig): MqttSecrets {
   if (mqtt.key !== undefined) out.key = pem('key', mqtt.key);
   return out;
 }
-
-/**
- * The TLS part of an MQTT.js client's options, for the gateway and the simulator alike: what was given, and
- * always a broker certificate that must check out (no fallback to an unverified or plain connection).
- */
-export function mqttTlsOptions(s: { ca?: Buffer | string; cert?: Buffer | string; key?: Buffer | string }): {
-  ca?: Buffer | string; cert?: Buffer | string; key?: Buffer | string; rejectUnauthorized: true;
-} {
-  return { ...(s.ca ? { ca: s.ca } : {}), ...(s.cert ? { cert: s.cert } : {}), ...(s.key ? { key: s.key } : {}), rejectUnauthorized: true };
-}
