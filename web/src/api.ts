@@ -16,7 +16,8 @@ export function setToken(t: string | null): void {
 }
 
 export class ApiError extends Error {
-  constructor(readonly status: number, message: string, readonly body: unknown) {
+  /** The response's headers (e.g. `retry-after` on 423 signing_locked), when there was a response. */
+  constructor(readonly status: number, message: string, readonly body: unknown, readonly headers: Headers | null = null) {
     super(message);
   }
 }
@@ -28,14 +29,19 @@ export async function api<T = any>(path: string, init: { method?: string; body?:
   const text = await r.text();
   let body: any = text;
   try { body = JSON.parse(text); } catch { /* text */ }
-  if (!r.ok) throw new ApiError(r.status, (body && body.message) || `${r.status} ${r.statusText}`, body);
+  if (!r.ok) throw new ApiError(r.status, (body && body.message) || `${r.status} ${r.statusText}`, body, r.headers);
   return body as T;
 }
 
 /** Downloads a protected file: a link cannot carry the bearer header, so fetch it and hand over a blob. */
 export async function download(path: string, fallbackName: string): Promise<void> {
   const r = await fetch(path, { headers: { authorization: `Bearer ${token() ?? ''}` } });
-  if (!r.ok) throw new ApiError(r.status, await r.text(), null);
+  if (!r.ok) {
+    const text = await r.text();
+    let body: any = text;
+    try { body = JSON.parse(text); } catch { /* text */ }
+    throw new ApiError(r.status, (body && body.message) || `${r.status} ${r.statusText}`, body, r.headers);
+  }
   const name = /filename="([^"]+)"/.exec(r.headers.get('content-disposition') ?? '')?.[1] ?? fallbackName;
   const url = URL.createObjectURL(await r.blob());
   const a = document.createElement('a');

@@ -1,6 +1,7 @@
 /**
- * The gateway's browser screens: sign-in with a token, the station overview, one console live,
- * and the engineer's replay. Hash routes: `#/`, `#/console/<id>`, `#/replay[/<id>]`. Only the gateway's
+ * The gateway's browser screens: sign-in with a token, the station overview, one console live, a session's
+ * perfusion record, and the engineer's replay. Hash routes: `#/`, `#/console/<id>`,
+ * `#/sessions/<id>?device=<device>`, `#/replay[/<id>]`. Only the gateway's
  * public API is used; nothing is fetched from anywhere else.
  */
 import 'uplot/dist/uPlot.min.css';
@@ -13,6 +14,7 @@ import { h, setText } from './dom.js';
 import { LiveConnection, type ServerMessage } from './live.js';
 import { annunciated, applyAlarm, applySample, applySnapshot, newConsole, type Console } from './model.js';
 import { OverviewView } from './overview.js';
+import { RecordPage } from './recordView.js';
 import { ReplayView } from './replayView.js';
 
 const root = document.getElementById('app')!;
@@ -134,8 +136,10 @@ async function boot(): Promise<void> {
 
   function route(): void {
     view?.destroy();
-    const [, page, id] = location.hash.replace(/^#/, '').split('/');
+    const [path, query = ''] = location.hash.replace(/^#/, '').split('?');
+    const [, page, id] = path.split('/');
     if (page === 'console' && id) view = new ConsoleView(app, decodeURIComponent(id));
+    else if (page === 'sessions' && id) view = new RecordPage(app, decodeURIComponent(id), new URLSearchParams(query).get('device'));
     else if (page === 'replay' && roleAtLeast(me.role, 'engineer')) view = new ReplayView(app);
     else view = new OverviewView(app);
     document.body.dataset.page = page || 'overview';
