@@ -1,6 +1,7 @@
 /**
  * One console, live: state, session and elapsed time, the alarm bar with the operator's actions,
- * large numerics, trends, the control panel (operator), annotations and the session's alarm history.
+ * large numerics, trends, the control panel (operator), annotations, the session's alarm history, and the
+ * console's sessions with a link to each one's perfusion record.
  * Stale data can never look live: no sample for 2 s greys everything and says NO DATA with the time since
  * the last sample; a lost WebSocket says DISCONNECTED (the connection reconnects by itself).
  */
@@ -10,9 +11,10 @@ import type { AppContext, View } from './app.js';
 import { TRENDS } from './channels.js';
 import { annotate, ControlPanel } from './controls.js';
 import { modal, outcome, select, textInput } from './dialogs.js';
-import { duration, h, setAttr, setText, toggle } from './dom.js';
+import { dateTime, duration, h, setAttr, setText, toggle } from './dom.js';
 import { delayedAge, deviceNow, isStale, newConsole, type Alarm, type Console } from './model.js';
 import { NumericsPanel } from './numerics.js';
+import { recordHref } from './recordView.js';
 import { TrendBuffer, TrendCharts } from './trends.js';
 
 export class ConsoleView implements View {
@@ -28,6 +30,7 @@ export class ConsoleView implements View {
   private readonly status = h('div', { class: 'data-status', role: 'status', 'aria-live': 'assertive' });
   private readonly note = h('p', { class: 'cmd-result', role: 'status' });
   private readonly history = h('div', { class: 'history-box' });
+  private readonly sessions = h('div', { class: 'sessions-box' });
   private readonly onSample = (device: string, t: number, v: Record<string, number | null>) => {
     if (device === this.id) this.buffer.push(t, v);
   };
@@ -40,6 +43,8 @@ export class ConsoleView implements View {
     });
     this.trends = new TrendCharts(this.buffer, { replay: false });
     const historyDetails = h('details', { class: 'panel', ontoggle: () => void this.loadHistory(true) }, h('summary', {}, 'Alarm history of the session'), this.history);
+    const sessionsDetails = h('details', { class: 'panel', 'data-panel': 'sessions', ontoggle: (ev: Event) => { if ((ev.target as HTMLDetailsElement).open) void this.loadSessions(); } },
+      h('summary', {}, 'Sessions and their records'), this.sessions);
     this.el = h('main', { class: 'console-view', 'data-device': id },
       h('header', { class: 'cv-head' },
         h('a', { href: '#/', class: 'btn back' }, '← Overview'),
@@ -48,7 +53,7 @@ export class ConsoleView implements View {
       this.status, this.note, this.alarms.el,
       h('div', { class: 'cv-main' }, this.numerics.el, this.trends.el),
       operator ? h('details', { class: 'panel', open: true }, h('summary', {}, 'Control panel'), new ControlPanel(() => this.console()).el) : null,
-      historyDetails);
+      historyDetails, sessionsDetails);
     app.sampleListeners.add(this.onSample);
     void this.prefill();
   }
@@ -107,6 +112,26 @@ export class ConsoleView implements View {
       this.history.replaceChildren(historyTable(r.transitions));
     } catch (err) {
       this.history.replaceChildren(h('p', { class: 'muted' }, `Alarm history unavailable: ${(err as Error).message}`));
+    }
+  }
+
+  /** The console's sessions, newest first (GET /api/sessions?device=), each linking to its perfusion record. */
+  private async loadSessions(): Promise<void> {
+    type Row = { key: number; sessionId: string; device: string; startedAt: number; endedAt: number | null; endReason: string | null; participant: string | null; running: boolean };
+    this.sessions.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
+    try {
+      const r = await api<{ sessions: Row[] }>(`/api/sessions?device=${encodeURIComponent(this.id)}&limit=200`);
+      const rows = r.sessions.slice().sort((a, b) => b.startedAt - a.startedAt);
+      this.sessions.replaceChildren(rows.length === 0 ? h('p', { class: 'muted' }, 'No sessions recorded on this console.')
+        : h('table', { class: 'history sessions' },
+          h('thead', {}, h('tr', {}, ...['Session', 'Started', 'Ended', 'Participant', 'Record'].map((x) => h('th', { scope: 'col' }, x)))),
+          h('tbody', {}, ...rows.map((s) => h('tr', { 'data-session': s.sessionId, 'data-key': String(s.key) },
+            h('td', {}, s.sessionId), h('td', {}, dateTime(s.startedAt)),
+            h('td', {}, s.endedAt === null ? h('strong', {}, 'running') : `${dateTime(s.endedAt)}${s.endReason && s.endReason !== 'ENDED' ? ` (${s.endReason})` : ''}`),
+            h('td', {}, s.participant ?? '—'),
+            h('td', {}, h('a', { href: recordHref(s.sessionId, s.device), 'data-action': 'record' }, 'Record')))))));
+    } catch (err) {
+      this.sessions.replaceChildren(h('p', { class: 'muted' }, `Sessions unavailable: ${(err as Error).message}`));
     }
   }
 

@@ -13,6 +13,7 @@ import { clock, dateTime, h, setText } from './dom.js';
 import type { ClientMessage, ReplayMessage } from './live.js';
 import { applySample, newConsole, type Console } from './model.js';
 import { NumericsPanel } from './numerics.js';
+import { recordHref } from './recordView.js';
 import { TrendBuffer, TrendCharts } from './trends.js';
 
 type Markers = Extract<ReplayMessage, { type: 'replayMarkers' }>;
@@ -22,6 +23,8 @@ export class ReplayView implements View {
   readonly el: HTMLElement;
   private readonly device = h('select', { name: 'device', 'aria-label': 'Console' });
   private readonly session = h('select', { name: 'session', 'aria-label': 'Session' });
+  /** The chosen session's perfusion record. */
+  private readonly recordLink = h('a', { class: 'btn', 'data-action': 'record', hidden: true }, 'Record');
   private readonly from = h('input', { type: 'datetime-local', name: 'from', step: 1, 'aria-label': 'From' });
   private readonly to = h('input', { type: 'datetime-local', name: 'to', step: 1, 'aria-label': 'To' });
   private readonly speedBtns: HTMLButtonElement[];
@@ -55,6 +58,7 @@ export class ReplayView implements View {
     }, label));
     this.playBtn = h('button', { type: 'button', class: 'btn btn-primary', 'data-action': 'play', onclick: () => this.playPause() }, 'Play');
     this.device.addEventListener('change', () => void this.loadSessions());
+    this.session.addEventListener('change', () => this.updateRecordLink());
     this.unwelcome = this.app.conn.whenWelcomed(() => this.reconnected());
     this.seekInput.addEventListener('change', () => this.seekFraction(Number(this.seekInput.value) / 1000));
     this.timeline.addEventListener('click', (ev) => {
@@ -64,7 +68,7 @@ export class ReplayView implements View {
     this.timeline.append(this.head);
     const form = h('form', { class: 'rp-choose', onsubmit: (ev: Event) => { ev.preventDefault(); this.start(); } },
       h('label', { class: 'field' }, h('span', {}, 'Console'), this.device),
-      h('label', { class: 'field' }, h('span', {}, 'Session'), this.session),
+      h('label', { class: 'field' }, h('span', {}, 'Session'), this.session), this.recordLink,
       h('span', { class: 'muted' }, 'or'),
       h('label', { class: 'field' }, h('span', {}, 'From'), this.from),
       h('label', { class: 'field' }, h('span', {}, 'To'), this.to),
@@ -96,6 +100,13 @@ export class ReplayView implements View {
     this.session.replaceChildren(h('option', { value: '' }, '— time range below —'),
       ...r.sessions.slice().reverse().map((s) => h('option', { value: s.sessionId }, `${s.sessionId} · ${dateTime(s.from)}${s.to ? '' : ' (running)'}`)));
     if (r.sessions.length > 0) this.session.value = r.sessions[r.sessions.length - 1].sessionId;
+    this.updateRecordLink();
+  }
+
+  private updateRecordLink(): void {
+    const sid = this.session.value;
+    this.recordLink.hidden = !sid;
+    if (sid) this.recordLink.href = recordHref(sid, this.device.value);
   }
 
   private start(): void {
