@@ -123,7 +123,6 @@ export function recordChart(r: PerfusionRecord, def: ChartDef): HTMLElement | nu
     svg.append(s('line', { x1: f(x), x2: f(x), y1: M.top + ph, y2: M.top + ph + 4, stroke: '#5b6875' }),
       s('text', { x: f(x), y: H - 8, 'text-anchor': x > W - M.right - 20 ? 'end' : 'middle', fill: '#c8d0d8', 'font-size': 12 }, zoned(t, r.site.timeZone).slice(11, 16)));
   }
-  svg.append(s('text', { x: 4, y: M.top + 10, fill: '#9aa7b4', 'font-size': 11 }, def.unit));
 
   // The setpoint band (STR ± 0.5 °C) from the setpoint's mean.
   if (band) {
