@@ -284,12 +284,14 @@ export class RecordPage implements View {
         submit.disabled = true;
         error.replaceChildren(h('span', { class: 'muted' }, 'Signing…'));
         try {
-          const res = await api<{ signature: RecordSignature; view: RecordView }>(`${this.base}/signatures`, {
+          const res = await api<{ signature: RecordSignature; view: RecordView | null }>(`${this.base}/signatures`, {
             method: 'POST',
             body: { meaning: meaning.value, password: password.value, recordSha256: signedHash, ...(this.device ? { device: this.device } : {}) },
           });
           close();
-          this.show(res.view);
+          // The signature is stored even when the gateway could not make the new view (it answers view: null).
+          if (res.view) this.show(res.view);
+          else void this.load();
           outcome(this.note, 'ok', `Signed: ${MEANING_TEXT[res.signature.meaning]} by ${res.signature.printedName} at ${res.signature.atLocal}.`);
         } catch (err) {
           password.value = '';
