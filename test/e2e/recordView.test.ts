@@ -186,6 +186,29 @@ describe('perfusion record page (fixture record)', () => {
     expect(unexpected(page, [/^403 POST .*signatures$/, /^423 POST .*signatures$/, /^409 POST .*signatures$/])).toEqual([]);
   });
 
+  it('reloads the record when the signature is stored but the gateway answers without a view', async () => {
+    const page = await signIn(browser, gw.url, gw.tokens.operator);
+    let current = clone();
+    const calls = await serveRecord(page, () => current);
+    await page.route(`**/api/sessions/${SESSION}/signatures`, (route) => {
+      const signature: RecordSignature = {
+        auditId: 778, user: 'test-operator', printedName: 'Test Operator', role: 'operator', meaning: 'approved', at: Date.now(),
+        atUtc: new Date().toISOString(), atLocal: '2026-12-02 16:05:00 +01:00', recordSha256: current.sha256, changedSince: false,
+      };
+      current = { ...current, signatures: [...current.signatures, signature] };
+      return route.fulfill({ status: 201, contentType: 'application/json', body: JSON.stringify({ signature, view: null }) });
+    });
+    await page.goto(`${gw.url}/${PAGE}`);
+    await page.click('[data-action="sign"]');
+    await page.locator('dialog.sign-dialog select[name="meaning"]').selectOption('approved');
+    await page.fill('dialog.sign-dialog input[name="password"]', 'correct horse');
+    await page.click('dialog.sign-dialog [data-action="confirm-sign"]');
+    await page.waitForSelector('.rec-manifest tbody tr[data-audit-id="778"]');
+    expect(calls).toHaveLength(2);
+    expect(await page.locator('.rec-manifest tr[data-audit-id="778"]').innerText()).toContain('Approved');
+    expect(unexpected(page)).toEqual([]);
+  });
+
   it('downloads the PDF with the token and the server\'s file name', async () => {
     const page = await signIn(browser, gw.url, gw.tokens.viewer);
     await serveRecord(page, clone);
