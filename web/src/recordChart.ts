@@ -42,6 +42,22 @@ export function niceTicks(lo: number, hi: number, n = 5): number[] {
   return out;
 }
 
+const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400].map((x) => x * 1000);
+
+/**
+ * Time-axis ticks on round times of the site's clock (every 5 min, 1 h ...: at most about `n`), and whether
+ * their labels need seconds.
+ */
+export function timeTicks(x0: number, x1: number, timeZone: string, n = 6): { ticks: number[]; seconds: boolean } {
+  const step = TIME_STEPS.find((s) => (x1 - x0) / s <= n) ?? 86_400_000 * Math.ceil((x1 - x0) / n / 86_400_000);
+  // The zone's offset at the start: ticks fall on round local times (09:00 local, not 09:00 UTC).
+  const o = /([+-])(\d\d):(\d\d)$/.exec(zoned(x0, timeZone));
+  const off = o ? (o[1] === '-' ? -1 : 1) * (Number(o[2]) * 60 + Number(o[3])) * 60_000 : 0;
+  const ticks: number[] = [];
+  for (let t = Math.ceil((x0 + off) / step) * step - off; t <= x1; t += step) ticks.push(t);
+  return { ticks, seconds: step < 60_000 };
+}
+
 /**
  * Runs of consecutive buckets where `ys` has a value: a gap in the data is a gap in the line. Buckets without
  * samples are absent from `t`, so a jump of more than one bucket width is a gap too.
@@ -117,11 +133,11 @@ export function recordChart(r: PerfusionRecord, def: ChartDef): HTMLElement | nu
     svg.append(s('line', { x1: M.left, x2: M.left + pw, y1: f(y), y2: f(y), stroke: '#2a333d', 'stroke-width': 1 }),
       s('text', { x: M.left - 6, y: f(y + 4), 'text-anchor': 'end', fill: '#c8d0d8', 'font-size': 12 }, String(+v.toFixed(3))));
   }
-  const xt = niceTicks(x0, x1, 6).filter((t) => t >= x0 && t <= x1);
-  for (const t of xt) {
+  const xt = timeTicks(x0, x1, r.site.timeZone);
+  for (const t of xt.ticks) {
     const x = X(t);
     svg.append(s('line', { x1: f(x), x2: f(x), y1: M.top + ph, y2: M.top + ph + 4, stroke: '#5b6875' }),
-      s('text', { x: f(x), y: H - 8, 'text-anchor': x > W - M.right - 20 ? 'end' : 'middle', fill: '#c8d0d8', 'font-size': 12 }, zoned(t, r.site.timeZone).slice(11, 16)));
+      s('text', { x: f(x), y: H - 8, 'text-anchor': x > W - M.right - 20 ? 'end' : 'middle', fill: '#c8d0d8', 'font-size': 12 }, zoned(t, r.site.timeZone).slice(11, xt.seconds ? 19 : 16)));
   }
 
   // The setpoint band (STR ± 0.5 °C) from the setpoint's mean.
