@@ -213,11 +213,12 @@ describe('perfusion record page (fixture record)', () => {
     const page = await signIn(browser, gw.url, gw.tokens.viewer);
     await serveRecord(page, clone);
     const auths: Array<string | undefined> = [];
+    let pdfHash = FIXTURE.sha256;
     await page.route(`**/api/sessions/${SESSION}/record.pdf?*`, (route) => {
       auths.push(route.request().headers().authorization);
       return route.fulfill({
         status: 200, body: '%PDF-1.4\n% fixture\n%%EOF\n',
-        headers: { 'content-type': 'application/pdf', 'content-disposition': `attachment; filename="${DEVICE}_${SESSION}_record.pdf"`, 'x-record-sha256': FIXTURE.sha256 },
+        headers: { 'content-type': 'application/pdf', 'content-disposition': `attachment; filename="${DEVICE}_${SESSION}_record.pdf"`, 'x-record-sha256': pdfHash },
       });
     });
     await page.goto(`${gw.url}/${PAGE}`);
@@ -226,6 +227,15 @@ describe('perfusion record page (fixture record)', () => {
     expect(download.suggestedFilename()).toBe(`${DEVICE}_${SESSION}_record.pdf`);
     expect(readFileSync(await download.path(), 'utf8')).toMatch(/^%PDF-1\.4/);
     expect(auths).toEqual([`Bearer ${gw.tokens.viewer}`]);
+    expect(await page.locator('.record-view > .cmd-result').getAttribute('data-kind')).toBe('ok');
+    expect(await page.locator('.record-view > .cmd-result').innerText()).toContain(`PDF downloaded (record SHA-256 ${FIXTURE.sha256.slice(0, 12)}`);
+
+    // A PDF made from a newer version of the record than the one on the screen says so.
+    pdfHash = 'f'.repeat(64);
+    const [second] = await Promise.all([page.waitForEvent('download'), page.click('[data-action="pdf"]')]);
+    expect(second.suggestedFilename()).toBe(`${DEVICE}_${SESSION}_record.pdf`);
+    await expect.poll(() => page.locator('.record-view > .cmd-result').getAttribute('data-kind')).toBe('rej');
+    expect(await page.locator('.record-view > .cmd-result').innerText()).toContain('NEWER version of the record');
     expect(unexpected(page)).toEqual([]);
   });
 

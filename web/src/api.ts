@@ -33,8 +33,11 @@ export async function api<T = any>(path: string, init: { method?: string; body?:
   return body as T;
 }
 
-/** Downloads a protected file: a link cannot carry the bearer header, so fetch it and hand over a blob. */
-export async function download(path: string, fallbackName: string): Promise<void> {
+/**
+ * Downloads a protected file: a link cannot carry the bearer header, so fetch it and hand over a blob.
+ * Resolves with the response's headers once the file is handed to the browser.
+ */
+export async function download(path: string, fallbackName: string): Promise<Headers> {
   const r = await fetch(path, { headers: { authorization: `Bearer ${token() ?? ''}` } });
   if (!r.ok) {
     const text = await r.text();
@@ -51,4 +54,5 @@ export async function download(path: string, fallbackName: string): Promise<void
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  return r.headers;
 }

@@ -239,8 +239,14 @@ export class RecordPage implements View {
     const dev = this.view?.record.console.device ?? this.device ?? 'record';
     outcome(this.note, 'pending', 'Preparing the PDF…');
     try {
-      await download(`${this.base}/record.pdf${this.query}`, `${dev}_${this.sessionId}_record.pdf`);
-      outcome(this.note, 'ok', 'PDF downloaded.');
+      const headers = await download(`${this.base}/record.pdf${this.query}`, `${dev}_${this.sessionId}_record.pdf`);
+      // The PDF is made from the record as it is now: say so when that is not the version on the screen.
+      const pdfHash = headers.get('x-record-sha256');
+      if (this.view && pdfHash && pdfHash !== this.view.sha256) {
+        outcome(this.note, 'rej', `PDF downloaded, but it holds a NEWER version of the record (SHA-256 ${short(pdfHash)}, this page shows ${short(this.view.sha256)}): reload the page to see it.`);
+      } else {
+        outcome(this.note, 'ok', `PDF downloaded (record SHA-256 ${short(pdfHash ?? this.view?.sha256 ?? '')}).`);
+      }
     } catch (err) {
       outcome(this.note, 'err', `PDF not downloaded: ${err instanceof ApiError ? `${err.status}: ${err.message}` : String(err)}`);
     }
