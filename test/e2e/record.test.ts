@@ -3,10 +3,10 @@
  * with an alarm (acknowledged) and an adverse event, and ends it with END; a signing password is set with the
  * CLI (`msc-gateway users set-password`, password on stdin); in Chromium the operator opens the record from the
  * console's session list, sees its header and alarm, is refused with a wrong password, signs with the right
- * one, and sees the new manifest entry, which the audit trail holds as `record.signed`.
+ * one, and sees the new manifest entry, which the audit trail holds as `record.signed`; then downloads the PDF.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -125,6 +125,16 @@ describe('perfusion record in Chromium, against the real gateway', () => {
     const records: Array<{ action: string; outcome: string; session: string | null; detail: Record<string, unknown> }> = (await gw.get(`/api/audit?device=${DEVICE}&limit=1000`)).body.records;
     expect(records.find((r) => r.action === 'record.signed')).toMatchObject({ outcome: 'signed', detail: { meaning: 'reviewed', printedName: PRINTED } });
     expect(records.find((r) => r.action === 'record.sign')).toMatchObject({ outcome: 'refused', detail: { why: 'wrong_password' } });
+    expect(pageProblems(page).filter((p) => !/^403 POST .*\/signatures$/.test(p))).toEqual([]);
+  });
+
+  it('downloads the signed record as a PDF of the version on the screen', async () => {
+    const hash = await page.locator('.rec-signbar .rec-hash').innerText();
+    const [download] = await Promise.all([page.waitForEvent('download', { timeout: 30_000 }), page.click('[data-action="pdf"]')]);
+    expect(download.suggestedFilename()).toBe(`${DEVICE}_${SESSION}_record.pdf`);
+    expect(readFileSync(await download.path()).subarray(0, 5).toString('latin1')).toBe('%PDF-');
+    await expect.poll(() => page.locator('.record-view > .cmd-result').getAttribute('data-kind')).toBe('ok');
+    expect(await page.locator('.record-view > .cmd-result').innerText()).toContain(`record SHA-256 ${hash.slice(0, 12)}`);
     expect(pageProblems(page).filter((p) => !/^403 POST .*\/signatures$/.test(p))).toEqual([]);
   });
 });
