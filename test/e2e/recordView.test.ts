@@ -82,7 +82,7 @@ describe('perfusion record page (fixture record)', () => {
     const air = await page.locator('.rec-alarms tr[data-rule="AIR_IN_LINE"]').innerText();
     expect(air).toContain('HIGH');
     expect(air).toContain('nurse.devries');
-    expect(air).toContain('00:18');
+    expect(air).toContain('18.5 s');
     expect(await page.locator('.rec-alarms tr[data-rule="TR_DEVIATION"]').innerText()).toContain('heater cover opened for inspection');
     expect(await page.locator('.rec-events tbody tr').count()).toBe(2);
     expect(await page.locator('.rec-commands tr[data-outcome="REJ"]').innerText()).toContain('SET HEP 1.5');

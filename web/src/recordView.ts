@@ -182,7 +182,7 @@ export class RecordPage implements View {
         zoned(a.raisedAt, tz), h('strong', {}, a.priority), `${a.message} (${a.rule})`,
         a.value === null && a.limit === null ? '—' : `${text(a.value)} / ${text(a.limit)}`,
         a.ackedAt === null ? h('strong', { class: 'rec-unacked' }, 'not acknowledged') : `${zoned(a.ackedAt, tz).slice(11, 19)} by ${text(a.ackedBy)}`,
-        a.timeToAckMs === null ? '—' : duration(a.timeToAckMs),
+        a.timeToAckMs === null ? '—' : a.timeToAckMs < 60_000 ? `${(a.timeToAckMs / 1000).toFixed(1)} s` : duration(a.timeToAckMs),
         a.clearedAt === null ? 'not cleared' : zoned(a.clearedAt, tz).slice(11, 19),
         [...a.shelves.map((x) => `shelved ${zoned(x.at, tz).slice(11, 19)} by ${text(x.by)}${x.until ? ` until ${zoned(x.until, tz).slice(11, 19)}` : ''}${x.reason ? `: ${x.reason}` : ''}`),
           ...a.other.map((x) => `${x.kind} ${zoned(x.at, tz).slice(11, 19)}${x.by ? ` by ${x.by}` : ''}${x.reason ? `: ${x.reason}` : ''}`)].join('; ') || '—')),
