@@ -15,6 +15,7 @@ import { annotationRoutes } from './api/annotationRoutes.js';
 import { auditRoutes } from './api/auditRoutes.js';
 import { actorOf, authPlugin } from './api/authPlugin.js';
 import { commandRoutes } from './api/commandRoutes.js';
+import { recordRoutes } from './api/recordRoutes.js';
 import { historyRoutes } from './api/historyRoutes.js';
 import { sessionRoutes } from './api/sessionRoutes.js';
 import { webRoutes } from './api/webRoutes.js';
@@ -34,6 +35,8 @@ import { ReplayService } from './live/replay.js';
 import type { Logger } from './log.js';
 import { addProcessMetrics, counter, gauge, Registry } from './metrics.js';
 import { DeviceHub } from './model/deviceHub.js';
+import { ConsoleInfoStore } from './record/consoleInfo.js';
+import { RecordService } from './record/service.js';
 import { FleetStatusWriter } from './sessions/fleetStatus.js';
 import { SessionService } from './sessions/service.js';
 import { InfluxForwarder } from './storage/forwarder.js';
@@ -74,6 +77,10 @@ export class Gateway {
   readonly transports: Transport[] = [];
   /** Trial session records and exports; null without a journal. */
   readonly sessions: SessionService | null;
+  /** Each console's HELLO (model, serial number, firmware) journaled for the perfusion record's header; null without a journal. */
+  readonly consoleInfo: ConsoleInfoStore | null;
+  /** Perfusion records with their signatures and amendments; null without a journal. */
+  readonly records: RecordService | null;
   /** InfluxDB points for the fleet dashboard; null without InfluxDB. */
   readonly fleetStatus: FleetStatusWriter | null;
   /**
@@ -186,6 +193,12 @@ export class Gateway {
         bus, audit, database: () => this.journal!.database(), now, logger: log.child({ module: 'sessions' }),
       })
       : null;
+    this.consoleInfo = this.journal
+      ? new ConsoleInfoStore({ bus, now, logger: log.child({ module: 'console-info' }) })
+      : null;
+    this.records = this.journal
+      ? new RecordService({ database: () => this.journal!.database(), site: { ...config.site }, now })
+      : null;
     this.fleetStatus = config.influx
       ? new FleetStatusWriter({
         influx: { ...config.influx }, gateway: hostname(), devices: () => this.hub.list(), now, clock,
@@ -200,6 +213,7 @@ export class Gateway {
     this.stores.add('audit', this.audit);
     this.stores.add('annotations', this.annotations);
     this.stores.add('sessions', this.sessions);
+    this.stores.add('console-info', this.consoleInfo);
     this.stores.add('forwarder', this.forwarder);
     this.stores.add('retention', this.retention);
     this.stores.add('fleet-status', this.fleetStatus);
@@ -271,6 +285,7 @@ export class Gateway {
     ];
     if (this.history) plugins.push({ plugin: historyRoutes, opts: { history: this.history, deviceKnown } });
     if (this.sessions) plugins.push({ plugin: sessionRoutes, opts: { sessions: this.sessions } });
+    if (this.sessions && this.records) plugins.push({ plugin: recordRoutes, opts: { sessions: this.sessions, records: this.records } });
     plugins.push({ plugin: webRoutes, opts: { replay: this.replay, journal: this.journal, deviceKnown } });
     this.server = await buildServer({
       logger: log,

@@ -244,9 +244,12 @@ const FINAL: Record<string, (outcome: string) => string> = {
   'command.conflict': () => 'conflict',
 };
 
-/** Commands from the audit trail: one item per cmd_id (its final outcome), one per refused request. */
-export function commandSummary(audit: AuditRow[]): SessionSummary['commands'] {
-  const items: CommandSummary[] = [];
+/**
+ * Commands from the audit trail: one item per cmd_id (its final outcome), one per refused request, each with the
+ * `command.requested` record it came from (the perfusion record also shows its role and reason).
+ */
+export function commandRequests<A extends AuditRow>(audit: A[]): Array<{ item: CommandSummary; request: A }> {
+  const out: Array<{ item: CommandSummary; request: A }> = [];
   const byId = new Map<string, CommandSummary>();
   for (const rec of audit) {
     if (!rec.action.startsWith('command.')) continue;
@@ -258,7 +261,7 @@ export function commandSummary(audit: AuditRow[]): SessionSummary['commands'] {
       const item: CommandSummary = {
         at: rec.at, cmdId, verb, args, user: rec.user, outcome: rec.outcome === 'refused' ? 'refused' : 'pending',
       };
-      items.push(item);
+      out.push({ item, request: rec });
       if (cmdId) byId.set(cmdId, item);
       continue;
     }
@@ -266,6 +269,12 @@ export function commandSummary(audit: AuditRow[]): SessionSummary['commands'] {
     const item = cmdId ? byId.get(cmdId) : undefined;
     if (final && item) item.outcome = final(rec.outcome);
   }
+  return out;
+}
+
+/** Commands from the audit trail: one item per cmd_id (its final outcome), one per refused request. */
+export function commandSummary(audit: AuditRow[]): SessionSummary['commands'] {
+  const items = commandRequests(audit).map((c) => c.item);
   const byOutcome: Record<string, number> = {};
   for (const i of items) byOutcome[i.outcome] = (byOutcome[i.outcome] ?? 0) + 1;
   return { total: items.length, byOutcome, items };
