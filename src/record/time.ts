@@ -18,7 +18,7 @@ function formatter(timeZone: string): Intl.DateTimeFormat {
   return f;
 }
 
-/** Whether Intl knows this IANA zone name (`Europe/Berlin`, `UTC`); abbreviations like `CET` are refused. */
+/** Whether Intl knows this IANA zone name (`Europe/Berlin`, `UTC`); a misspelt or invented one is refused. */
 export function isValidTimeZone(timeZone: string): boolean {
   if (timeZone.length === 0 || timeZone.length > 64) return false;
   try {
