@@ -6,23 +6,18 @@
  * alarms by (at, id), audit records and annotations by id), nothing in it is a generation time, and a running
  * session's open state is counted to `now` only while it runs (such a record cannot be signed).
  *
- * Telemetry is read once, page by page in (t, seq) order (SessionReader.telemetry), feeding both the session
- * summary's per-channel statistics and TR band time (ChannelAccumulator, the same code as the summary) and the
- * trend buckets (min / mean / max per bucket): a 24-hour session at 25 Hz is 2.16 million rows and never in
- * memory at once. Measured against SQL aggregation (json_extract ... GROUP BY bucket), the streaming pass was
- * several times faster: SQLite parses the JSON again for every json_extract call (docs/engineer.md,
- * "Perfusion record").
+ * Telemetry is read once (telemetryPass.ts) for the channel statistics, the TR band time, the trend buckets and,
+ * in the usual case, completeness: a 24-hour session at 25 Hz is 2.16 million rows, never in memory at once.
  */
 import type { AlarmTransition } from '../alarms/types.js';
-import type { ChannelValues } from '../protocol/types.js';
 import { SessionReader } from '../sessions/reader.js';
-import { ChannelAccumulator, commandRequests, summarizeSession } from '../sessions/summary.js';
+import { commandRequests, summarizeSession } from '../sessions/summary.js';
 import type { SessionRecord } from '../sessions/types.js';
 import type { Db } from '../storage/schema.js';
 import { consoleHelloFor } from './consoleInfo.js';
+import { telemetryPass } from './telemetryPass.js';
 import {
-  RECORD_FORMAT, RECORD_VERSION, TREND_CHARTS, type PerfusionRecord, type RecordAlarmRow, type RecordCommandRow,
-  type RecordTrends, type TrendSeries,
+  RECORD_FORMAT, RECORD_VERSION, type PerfusionRecord, type RecordAlarmRow, type RecordCommandRow,
 } from './types.js';
 
 export type RecordSite = PerfusionRecord['site'];
@@ -42,76 +37,12 @@ export const TREND_BUCKET_STEPS_MS: readonly number[] = [
   3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000, 86_400_000,
 ];
 
-/** Channels charted by TREND_CHARTS, in chart order, each once. */
-export const TREND_CHANNELS: readonly string[] = [...new Set(TREND_CHARTS.flatMap((c) => c.channels))];
-
 /** Bucket width for device times [from, to]: buckets are aligned to the epoch (as history queries are). */
 export function trendBucketMs(from: number, to: number): number {
   for (const b of TREND_BUCKET_STEPS_MS) {
     if (Math.floor(to / b) - Math.floor(from / b) + 1 <= TREND_MAX_BUCKETS) return b;
   }
   return TREND_BUCKET_STEPS_MS[TREND_BUCKET_STEPS_MS.length - 1];
-}
-
-const round4 = (x: number) => Math.round(x * 1e4) / 1e4;
-
-/**
- * Min / mean / max per bucket of the trend channels, fed samples in device-time order. A bucket exists once any
- * sample falls in it; a channel's value there is null when the bucket had no valid reading of it (absent: not
- * measured; null: a sensor fault, ICD §1).
- */
-export class TrendAccumulator {
-  private readonly t: number[] = [];
-  private readonly series = new Map<string, TrendSeries>();
-  private readonly seen = new Set<string>();
-  private bucket: number | null = null;
-  private readonly cur: Array<{ min: number; max: number; sum: number; n: number }>;
-
-  constructor(private readonly bucketMs: number, private readonly channels: readonly string[] = TREND_CHANNELS) {
-    this.cur = channels.map(() => ({ min: Infinity, max: -Infinity, sum: 0, n: 0 }));
-    for (const key of channels) this.series.set(key, { min: [], mean: [], max: [] });
-  }
-
-  add(t: number, v: ChannelValues): void {
-    const b = t - (((t % this.bucketMs) + this.bucketMs) % this.bucketMs);
-    if (b !== this.bucket) {
-      this.close();
-      this.bucket = b;
-    }
-    for (let i = 0; i < this.channels.length; i++) {
-      const key = this.channels[i];
-      if (!(key in v)) continue;
-      this.seen.add(key);
-      const x = v[key];
-      if (typeof x !== 'number' || !Number.isFinite(x)) continue;
-      const c = this.cur[i];
-      if (x < c.min) c.min = x;
-      if (x > c.max) c.max = x;
-      c.sum += x;
-      c.n += 1;
-    }
-  }
-
-  result(): RecordTrends {
-    this.close();
-    const series: Record<string, TrendSeries> = {};
-    for (const key of this.channels) if (this.seen.has(key)) series[key] = this.series.get(key)!;
-    return { bucketMs: this.bucketMs, t: this.t, series };
-  }
-
-  private close(): void {
-    if (this.bucket === null) return;
-    this.t.push(this.bucket);
-    this.channels.forEach((key, i) => {
-      const c = this.cur[i];
-      const s = this.series.get(key)!;
-      s.min.push(c.n > 0 ? c.min : null);
-      s.mean.push(c.n > 0 ? round4(c.sum / c.n) : null);
-      s.max.push(c.n > 0 ? c.max : null);
-      this.cur[i] = { min: Infinity, max: -Infinity, sum: 0, n: 0 };
-    });
-    this.bucket = null;
-  }
 }
 
 /**
@@ -165,19 +96,12 @@ export async function buildPerfusionRecord(db: () => Db, rec: SessionRecord, opt
   const now = opts.now;
   const reader = new SessionReader(db);
   const end = rec.endedAt ?? now;
-  const channels = new ChannelAccumulator();
-  const trends = new TrendAccumulator(trendBucketMs(rec.startedAt, Math.max(rec.startedAt, end)));
-  for await (const page of reader.telemetry(rec, now)) {
-    for (const s of page) {
-      channels.add(s.t, s.v);
-      trends.add(s.t, s.v);
-    }
-  }
+  const pass = await telemetryPass(db, reader, rec, now, trendBucketMs(rec.startedAt, Math.max(rec.startedAt, end)));
   const alarms = reader.alarms(rec, now);
   const annotations = reader.annotations(rec);
   const audit = reader.audit(rec, now);
   const summary = summarizeSession({
-    record: rec, alarms, annotations, audit, channels: channels.result(), completeness: reader.completeness(rec, now),
+    record: rec, alarms, annotations, audit, channels: pass.channels, completeness: pass.completeness,
   }, now);
   const hello = consoleHelloFor(db(), rec.device, rec.startedRx, rec.endedRx ?? now);
 
@@ -203,7 +127,7 @@ export async function buildPerfusionRecord(db: () => Db, rec: SessionRecord, opt
       stateMs: summary.stateMs,
     },
     states: reader.states(rec, now).map((s) => ({ t: s.t, state: s.state, previous: s.previous })),
-    trends: trends.result(),
+    trends: pass.trends,
     alarms: alarmRows(alarms),
     events: reader.events(rec, now).map((e) => ({ t: e.t, code: e.code, prio: e.prio, active: e.active, text: e.text })),
     commands,
