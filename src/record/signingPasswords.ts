@@ -256,7 +256,9 @@ export class SigningPasswordStore {
       this.entries = parsed.users;
     } catch (err) {
       // Fail closed: nobody signs with a file we cannot read.
-      this.fileError = (err as Error).message.split('\n')[0];
+      this.fileError = err instanceof z.ZodError
+        ? err.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')
+        : (err as Error).message.split('\n')[0];
       this.opts.logger?.error({ file: this.file, error: this.fileError }, 'signing passwords file unreadable; nobody can sign');
     }
   }
