@@ -100,8 +100,16 @@ export function readHidden(input: PasswordInput, prompt: string, out: NodeJS.Wri
       resolve(value);
     };
     const onData = (chunk: Buffer | string) => {
-      for (const ch of chunk.toString()) {
-        if (ch === '\r' || ch === '\n') return finish(text);
+      const chars = [...chunk.toString()];
+      for (let i = 0; i < chars.length; i++) {
+        const ch = chars[i];
+        if (ch === '\r' || ch === '\n') {
+          // A pasted "password<Enter>password<Enter>" arrives in one chunk: the rest is the next answer's.
+          const rest = chars.slice(i + 1).join('').replace(/^\n/, '');
+          finish(text);
+          if (rest) input.unshift(Buffer.from(rest));
+          return;
+        }
         if (ch === '\u0003' || ch === '\u0004') return finish(null);
         if (ch === '\u007f' || ch === '\b') text = [...text].slice(0, -1).join('');
         else text += ch;
