@@ -1,7 +1,7 @@
 /**
  * `POST /api/sessions/:id/signatures` (operator) `{ meaning, password, user?, recordSha256?, device? }`: signs the
  * session's perfusion record as the token's user with their signing password (src/record/signing.ts).
- * 201 `{ signature, view }`; refusals: 403 `forbidden` (another user's name), 409 `session_running`,
+ * 201 `{ signature, view }` (`view` null, and logged, should the view fail after the signature was stored); refusals: 403 `forbidden` (another user's name), 409 `session_running`,
  * 423 `signing_locked` (Retry-After), 403 `no_signing_password`, 403 `signature_refused`, 409 `record_changed`.
  * The password is never logged (the body is not logged, and `password` is redacted by src/log.ts).
  */
@@ -55,13 +55,20 @@ export const signatureRoutes: FastifyPluginAsync<SignatureRoutesOptions> = async
       if (result.retryAfterMs !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(result.retryAfterMs / 1000))));
       return sendError(reply, result.code, result.message);
     }
-    const view = await opts.view(rec);
-    const signature: RecordSignature = view.signatures.find((s) => s.auditId === result.signature.auditId) ?? {
-      // The view must list it (it is read from the same audit trail); should it not, the stored facts are still answered.
+    // The signature is stored: a view that cannot be made now must not read as a failed signing (the signer would
+    // sign twice). It is logged, and the answer is still 201, with `view: null`.
+    let view: RecordView | null = null;
+    try {
+      view = await opts.view(rec);
+    } catch (err) {
+      req.log.error({ err, auditId: result.signature.auditId }, 'record signed, but its view cannot be made');
+    }
+    const signature: RecordSignature = view?.signatures.find((s) => s.auditId === result.signature.auditId) ?? {
+      // The view lists it (it is read from the same audit trail); without one, the stored facts are answered.
       ...result.signature,
       atUtc: new Date(result.signature.at).toISOString(),
       atLocal: new Date(result.signature.at).toISOString(),
-      changedSince: result.signature.recordSha256 !== view.sha256,
+      changedSince: view !== null && result.signature.recordSha256 !== view.sha256,
     };
     return reply.code(201).send({ signature, view });
   });

@@ -8,7 +8,8 @@
  * Two components (11.200(a)(1)): the API token that identifies the user, and the user's signing password
  * (signingPasswords.ts), checked at each signing. The checks run in a fixed order: someone else's name
  * (forbidden), a session still running, a locked user, no signing password, a wrong password, a record that
- * changed since the signer read it. Every refusal but the first is audited `record.sign` / `refused`.
+ * changed since the signer read it. Every refusal is audited `record.sign` / `refused` with its reason (`why`; a
+ * claim to be someone else also names the claimed user) and counted.
  *
  * Five wrong passwords IN A ROW lock signing for that user for 15 minutes (audited `record.sign.lockout`); a
  * right one resets the count. Count and lock are kept in the journal database (`signing_failures`), so a restart
@@ -162,10 +163,9 @@ export class SignatureService {
     const { user } = principal;
     if (!SIGNATURE_MEANINGS.includes(req.meaning)) throw new RangeError(`unknown signature meaning ${String(req.meaning)}`);
     if (req.user !== undefined && req.user !== user) {
-      // Not audited as a signing attempt of `req.user`: nobody tried that user's password. Counted and logged.
-      this.refused.user_mismatch++;
-      this.opts.logger?.warn({ user, claimed: req.user, device: rec.device, session: rec.sessionId }, 'signature refused: signing in another user\'s name');
-      return { ok: false, why: 'user_mismatch', code: 'forbidden', message: `you sign as yourself: this token is ${user}'s, not ${req.user}'s` };
+      // Audited as the token's user (who asked), naming the user they claimed to be.
+      return this.refuse(principal, rec, req, 'user_mismatch', 'forbidden',
+        `you sign as yourself: this token is ${user}'s, not ${req.user}'s`, undefined, { claimedUser: req.user });
     }
     if (rec.endedAt === null) {
       return this.refuse(principal, rec, req, 'session_running', 'session_running',
@@ -245,10 +245,13 @@ export class SignatureService {
     };
   }
 
-  private refuse(principal: Principal, rec: SessionRecord, req: SignRequest, why: SignRefusal, code: ErrorCode, message: string, retryAfterMs?: number): SignResult {
+  private refuse(
+    principal: Principal, rec: SessionRecord, req: SignRequest, why: SignRefusal, code: ErrorCode, message: string,
+    retryAfterMs?: number, extra: Record<string, unknown> = {},
+  ): SignResult {
     this.opts.audit.append({
       user: principal.user, role: principal.role, device: rec.device, session: rec.sessionId, action: 'record.sign', outcome: 'refused',
-      at: this.now(), detail: { sessionKey: rec.key, meaning: req.meaning, why },
+      at: this.now(), detail: { sessionKey: rec.key, meaning: req.meaning, why, ...extra },
     });
     this.refused[why]++;
     this.opts.logger?.warn({ user: principal.user, device: rec.device, session: rec.sessionId, why }, 'signature refused');

@@ -162,6 +162,7 @@ describe('signing a session record', () => {
     const other = await sign({ meaning: 'reviewed', password: OPERATOR_PW, user: 'test-engineer' });
     expect(other.status).toBe(403);
     expect(other.body).toMatchObject({ error: 'forbidden', message: expect.stringContaining('this token is test-operator\'s') });
+    expect(gw.gateway.audit.query().at(-1)).toMatchObject({ action: 'record.sign', outcome: 'refused', user: 'test-operator', detail: { why: 'user_mismatch', claimedUser: 'test-engineer' } });
     expect((await sign({ meaning: 'reviewed', password: OPERATOR_PW }, gw.tokens.viewer)).status).toBe(403);
     const bad = await sign({ meaning: 'witnessed', password: OPERATOR_PW, extra: 1 });
     expect(bad.status).toBe(400);

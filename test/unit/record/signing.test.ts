@@ -98,12 +98,13 @@ describe('signing', () => {
     expect(r6).toMatchObject({ ok: false, why: 'record_changed', code: 'record_changed' });
     const r7 = await service.sign(NURSE, ended, { meaning: 'authored', password: PW, recordSha256: HASH_A.toUpperCase() });
     expect(r7.ok).toBe(true);
-    // The name mismatch is not audited (nobody tried nurse1's password); every other refusal is.
+    // Every refusal is audited as the token's user; the name mismatch names the user claimed.
     const refusals = audit.query({ afterId: since }).filter((r) => r.action === 'record.sign');
+    expect(refusals[0].detail).toEqual({ sessionKey: 8, meaning: 'authored', why: 'user_mismatch', claimedUser: 'nurse1' });
     expect(refusals.map((r) => [r.user, r.detail.why])).toEqual([
-      ['stranger', 'session_running'], ['stranger', 'locked'], ['nurse2', 'no_signing_password'], ['nurse1', 'wrong_password'], ['nurse1', 'record_changed'],
+      ['stranger', 'user_mismatch'], ['stranger', 'session_running'], ['stranger', 'locked'], ['nurse2', 'no_signing_password'], ['nurse1', 'wrong_password'], ['nurse1', 'record_changed'],
     ]);
-    expect(refusals[0]).toMatchObject({ outcome: 'refused', device: 'MSC-0001', session: 'S-2', detail: { sessionKey: 8, meaning: 'authored', why: 'session_running' } });
+    expect(refusals[1]).toMatchObject({ outcome: 'refused', device: 'MSC-0001', session: 'S-2', detail: { sessionKey: 8, meaning: 'authored', why: 'session_running' } });
     const text = await metricsTextOf((reg) => service.registerMetrics(reg));
     const counts = { user_mismatch: 1, session_running: 1, locked: 1, no_signing_password: 1, wrong_password: 6, record_changed: 1 };
     for (const [why, n] of Object.entries(counts)) {
