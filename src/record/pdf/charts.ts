@@ -134,7 +134,7 @@ function triangle(doc: Doc, cx: number, apexY: number, colour: string): void {
 }
 
 /** Contiguous runs of bucket indexes where `ok(i)` holds and no bucket is missing in between. */
-function runs(t: number[], bucketMs: number, ok: (i: number) => boolean): Array<[number, number]> {
+export function runs(t: number[], bucketMs: number, ok: (i: number) => boolean): Array<[number, number]> {
   const out: Array<[number, number]> = [];
   let start = -1;
   for (let i = 0; i <= t.length; i++) {

@@ -75,12 +75,16 @@ export function drawSignatures(doc: Doc, view: RecordView, timeZone: string): vo
 function drawSignature(doc: Doc, s: RecordSignature, timeZone: string): void {
   const left = doc.page.margins.left;
   const width = contentWidth(doc);
-  ensureSpace(doc, s.changedSince ? 84 : 62);
+  const name = pdfText(`${s.printedName}  \u2014  ${s.meaning.toUpperCase()}`);
+  doc.font(FONT.bold).fontSize(10);
+  const nameHeight = doc.heightOfString(name, { width: width - 16 });
+  // The block stays on one page, so its frame is drawn around all of it.
+  ensureSpace(doc, nameHeight + (s.changedSince ? 80 : 58));
   const top = doc.y;
   const x = left + 8;
   const w = width - 16;
   doc.y += 5;
-  doc.font(FONT.bold).fontSize(10).fillColor(INK.text).text(pdfText(`${s.printedName}  \u2014  ${s.meaning.toUpperCase()}`), x, doc.y, { width: w });
+  doc.font(FONT.bold).fontSize(10).fillColor(INK.text).text(name, x, doc.y, { width: w });
   doc.font(FONT.regular).fontSize(8.5)
     .text(pdfText(`Meaning: ${s.meaning}. User ${s.user}, role ${s.role}. Audit record #${s.auditId}.`), x, doc.y + 1, { width: w })
     .text(`Signed ${formatUtc(s.at)} (site local ${s.atLocal || formatLocal(s.at, timeZone)})`, x, doc.y + 1, { width: w })

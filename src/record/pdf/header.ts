@@ -26,7 +26,7 @@ export function drawHeader(doc: Doc, view: RecordView, timeZone: string): void {
     ['Start (UTC)', formatUtc(start)], ['Start (site local)', formatLocal(start, timeZone)],
     ['End (UTC)', end === null ? 'still running' : formatUtc(end)], ['End (site local)', end === null ? 'still running' : formatLocal(end, timeZone)],
     ['Duration', formatDuration(r.session.durationMs)], ['End reason', r.session.endReason ?? (r.session.running ? 'running' : '-')],
-    ['Site time zone', timeZone], ['Record format', `${r.format} v${r.version}`],
+    ['Site time zone', timeZone === r.site.timeZone ? timeZone : `${timeZone} (the configured zone ${r.site.timeZone} is unknown)`], ['Record format', `${r.format} v${r.version}`],
   ]);
 
   heading(doc, 'Time in each state', 40);

@@ -112,6 +112,27 @@ describe('renderRecordPdf', () => {
     expect(flat).not.toContain('CHANGED SINCE SIGNED');
   });
 
+  it('renders a record with nothing in it: no chart, empty tables said in words, unknown zone as UTC', async () => {
+    const view = recordView({ buckets: 10 });
+    const r = view.record;
+    r.trends = { bucketMs: 1000, t: [], series: {} };
+    r.alarms = []; r.events = []; r.commands = []; r.annotations = []; r.channels = {}; r.states = [];
+    r.site = { name: null, gateway: null, timeZone: 'Not/AZone' };
+    r.console = { device: 'MSC-0009', model: null, serialNo: null, fw: null };
+    r.session.stateMs = {};
+    r.completeness = { received: 0, expected: 0, stored: 0, keepAlivesAssumed: 0, lost: 0, ratio: null, restarts: 0 };
+    r.temperature = { trInBandPct: null, coveredMs: 0 };
+    view.signatures = []; view.amendments = []; view.changedSinceSigned = false;
+    const { text, pages } = await render(view, 'empty');
+    const flat = squash(text);
+    for (const s of ['No telemetry to chart.', 'No alarm was raised during the session.', 'No device event during the session.',
+      'No command was sent during the session.', 'No annotation for the session.', 'No telemetry in the session.', 'Not signed',
+      'not reported', '2026-12-02 08:00:00 +00:00']) expect(flat).toContain(s);
+    expect(words(flat, 'Site time zone UTC (the configured zone Not/AZone is unknown)')).toBe(true);
+    expect(pages).toBeGreaterThanOrEqual(1);
+    expect(text).toContain(`page ${pages} of ${pages}`);
+  });
+
   it('shows what the standard fonts cannot as "?" and keeps the rest, without crashing', async () => {
     const view = recordView({ buckets: 200 });
     view.record.annotations[0].text = 'Temp 37 \u00b0C ok \u2713 \u4e2d\u6587 \ud83d\ude00 \u2014 done\tnow';
