@@ -38,6 +38,7 @@ export function renderRecordPdf(view: RecordView, opts: RecordPdfOptions = {}): 
       CreationDate: new Date(Date.parse(view.generatedAt) || 0),
     },
   });
+  compactFinishedPages(doc);
   const tt = new TableTime(timeZone, Date.parse(r.session.startedAt));
 
   drawHeader(doc, view, timeZone);
@@ -82,4 +83,21 @@ function drawFooters(doc: Doc, view: RecordView): void {
     doc.font(FONT.bold).fontSize(7.5).fillColor(INK.text).text(`page ${i - range.start + 1} of ${range.count}`, left + width - 80, y, { width: 80, align: 'right', lineBreak: false });
     doc.page.margins.bottom = bottom;
   }
+}
+
+interface BufferedPages { _pageBuffer?: Array<{ content?: { buffer?: unknown } }> }
+
+/**
+ * Keeps a big record's memory near the size of its content. With bufferPages (needed for "page N of M"),
+ * pdfkit holds every page's content stream as one small Buffer per drawing operator until the document ends:
+ * about 220 bytes of heap each, ~100 MB for 2,000 alarm rows. When a page is finished its pieces are joined
+ * into one Buffer (pdfkit joins them the same way when it writes the page). Reaches into pdfkit's page buffer:
+ * test/unit/record/pdfText.test.ts fails if that changes shape.
+ */
+export function compactFinishedPages(doc: Doc): void {
+  doc.on('pageAdded', () => {
+    const pages = (doc as unknown as BufferedPages)._pageBuffer;
+    const content = pages?.[pages.length - 2]?.content;
+    if (content && Array.isArray(content.buffer) && content.buffer.length > 1) content.buffer = [Buffer.concat(content.buffer as Uint8Array[])];
+  });
 }

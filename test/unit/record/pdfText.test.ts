@@ -1,6 +1,7 @@
 /** The record PDF's times, numbers, line breaking and line gaps. */
 import PDFDocument from 'pdfkit';
 import { describe, expect, it } from 'vitest';
+import { compactFinishedPages } from '../../../src/record/pdf.js';
 import { runs } from '../../../src/record/pdf/charts.js';
 import { formatDuration, formatLocal, formatSpan, formatUtc, formatValue, TableTime, usableTimeZone } from '../../../src/record/pdf/text.js';
 import { TextMeasure } from '../../../src/record/pdf/wrap.js';
@@ -76,5 +77,21 @@ describe('trend line runs', () => {
     expect(runs(t, 10, (i) => v[i] !== null)).toEqual([[0, 1], [3, 4], [5, 6]]);
     expect(runs([], 10, () => true)).toEqual([]);
     expect(runs([5], 10, () => true)).toEqual([[0, 0]]);
+  });
+});
+
+describe('buffered page memory', () => {
+  it('joins a finished page\'s content into one buffer (pdfkit\'s page buffer still has the shape relied on)', () => {
+    const doc = new PDFDocument({ size: 'A4', bufferPages: true });
+    compactFinishedPages(doc);
+    for (let i = 0; i < 50; i++) doc.text(`line ${i}`, 40, 40 + i * 10, { lineBreak: false });
+    const pages = (doc as unknown as { _pageBuffer: Array<{ content: { buffer: Uint8Array[] } }> })._pageBuffer;
+    const pieces = pages[0].content.buffer.length;
+    expect(pieces).toBeGreaterThan(50);
+    const bytes = Buffer.concat(pages[0].content.buffer).toString('latin1');
+    doc.addPage();
+    expect(pages[0].content.buffer).toHaveLength(1);
+    expect(Buffer.from(pages[0].content.buffer[0]).toString('latin1')).toBe(bytes);
+    doc.end();
   });
 });
