@@ -2,8 +2,11 @@
  * The perfusion record as a PDF: the document a perfusionist files and an inspector reads (21 CFR Part 11
  * electronic record with its signature manifest).
  *
- * `renderRecordPdf` lays the whole record out and ends the document; the caller pipes the returned stream
- * (a Readable) to the HTTP reply or a file. Vector drawing and the standard fonts only, so the gateway needs no
+ * `renderRecordPdf` returns the document at once and lays the record out in slices, yielding to the event loop
+ * between them (a record of thousands of alarms takes seconds to lay out, and the gateway's alarm engine and
+ * ingest must not wait); it ends the document itself. The caller pipes the returned stream (a Readable) to the
+ * HTTP reply or a file; the bytes flow when the layout is done ("page N of M" needs the page count). If the
+ * reader goes away the layout stops; a layout failure destroys the stream with the error. Vector drawing and the standard fonts only, so the gateway needs no
  * font files and no browser. Sections, in this order: header, trends, alarms, device events, commands,
  * annotations, completeness and channel statistics, the record's SHA-256, the signature manifest, amendments.
  * Every page carries the console, the session and "page N of M" in its footer.
@@ -13,7 +16,7 @@ import type { RecordView } from './types.js';
 import { drawAmendments, drawCompleteness, drawHash, drawSignatures } from './pdf/closing.js';
 import { chartsWithData, drawChart, drawTrendLegend } from './pdf/charts.js';
 import { drawHeader } from './pdf/header.js';
-import { FONT, heading, INK, paragraph, PAGE, type Doc } from './pdf/layout.js';
+import { FONT, heading, INK, paragraph, PAGE, RenderAborted, yieldToEventLoop, type Doc } from './pdf/layout.js';
 import { drawAlarms, drawAnnotations, drawCommands, drawEvents } from './pdf/logs.js';
 import { pdfText, TableTime, usableTimeZone } from './pdf/text.js';
 
@@ -39,30 +42,43 @@ export function renderRecordPdf(view: RecordView, opts: RecordPdfOptions = {}): 
     },
   });
   compactFinishedPages(doc);
-  const tt = new TableTime(timeZone, Date.parse(r.session.startedAt));
+  void (async () => {
+    try {
+      await layOut(doc, view, timeZone);
+      drawFooters(doc, view);
+      doc.end();
+    } catch (err) {
+      // A reader that went away is not an error of the record; anything else fails the stream the caller pipes.
+      if (!(err instanceof RenderAborted)) doc.destroy(err instanceof Error ? err : new Error(String(err)));
+    }
+  })();
+  return doc;
+}
 
-  drawHeader(doc, view, timeZone);
+async function layOut(doc: Doc, view: RecordView, timeZone: string): Promise<void> {
+  const r = view.record;
+  const tt = new TableTime(timeZone, Date.parse(r.session.startedAt));
+  await drawHeader(doc, view, timeZone);
 
   heading(doc, 'Trends', 200);
   const charts = chartsWithData(r);
   if (charts.length === 0) paragraph(doc, 'No telemetry to chart.', { font: FONT.italic, colour: INK.muted });
   else {
     drawTrendLegend(doc, r);
-    for (const chart of charts) drawChart(doc, r, chart, timeZone);
+    for (const chart of charts) {
+      drawChart(doc, r, chart, timeZone);
+      await yieldToEventLoop(doc);
+    }
   }
 
-  drawAlarms(doc, r, tt);
-  drawEvents(doc, r, tt);
-  drawCommands(doc, r, tt);
-  drawAnnotations(doc, r, tt);
-  drawCompleteness(doc, view);
+  await drawAlarms(doc, r, tt);
+  await drawEvents(doc, r, tt);
+  await drawCommands(doc, r, tt);
+  await drawAnnotations(doc, r, tt);
+  await drawCompleteness(doc, view);
   drawHash(doc, view);
   drawSignatures(doc, view, timeZone);
-  drawAmendments(doc, view, tt);
-
-  drawFooters(doc, view);
-  doc.end();
-  return doc;
+  await drawAmendments(doc, view, tt);
 }
 
 /** "page N of M", the console and the session on every page, once the page count is known. */

@@ -16,12 +16,12 @@ const CHANNELS: ReadonlyArray<[string, string, number]> = [
   ['AIR', '0/1', 0], ['BLD', '0/1', 0], ['PH', 'pH', 2], ['DO', '% sat', 0],
 ];
 
-export function drawCompleteness(doc: Doc, view: RecordView): void {
+export async function drawCompleteness(doc: Doc, view: RecordView): Promise<void> {
   const r = view.record;
   const c = r.completeness;
   heading(doc, 'Completeness and channel statistics');
   const ratio = c.ratio === null ? '-' : `${(c.ratio * 100).toFixed(2)} %`;
-  drawTable(doc, [
+  await drawTable(doc, [
     { header: 'Frames expected', width: 1, align: 'right' }, { header: 'Received', width: 1, align: 'right' },
     { header: 'Lost', width: 1, align: 'right' }, { header: 'Received / expected', width: 1, align: 'right' },
     { header: 'Stored', width: 1, align: 'right' }, { header: 'Keep-alives assumed', width: 1, align: 'right' },
@@ -45,7 +45,7 @@ export function drawCompleteness(doc: Doc, view: RecordView): void {
       };
     }
   };
-  drawTable(doc, [
+  await drawTable(doc, [
     { header: 'Channel', width: 2 }, { header: 'Unit', width: 2 }, { header: 'Min', width: 2, align: 'right' },
     { header: 'Mean', width: 2, align: 'right' }, { header: 'Max', width: 2, align: 'right' },
     { header: 'Valid samples', width: 2, align: 'right' }, { header: 'Sensor faults', width: 2, align: 'right' },
@@ -107,14 +107,14 @@ function drawSignature(doc: Doc, s: RecordSignature, timeZone: string): void {
   doc.fillColor(INK.text);
 }
 
-export function drawAmendments(doc: Doc, view: RecordView, tt: TableTime): void {
+export async function drawAmendments(doc: Doc, view: RecordView, tt: TableTime): Promise<void> {
   heading(doc, `Amendments after the first signature (${view.amendments.length})`);
   const rows = function* (): Iterable<Row> {
     for (const a of view.amendments) {
       yield { cells: [tt.format(a.at), `${a.user}\n(${a.role})`, a.action, a.summary, { text: a.reason, font: FONT.bold }] };
     }
   };
-  drawTable(doc, [
+  await drawTable(doc, [
     { header: 'When (gateway)', width: 13 }, { header: 'By', width: 14 }, { header: 'Action', width: 14 },
     { header: 'What changed', width: 30 }, { header: 'Reason given', width: 29 },
   ], rows(), { empty: view.signatures.length === 0 ? 'Not signed: no amendment applies.' : 'No change since the first signature.' });

@@ -5,7 +5,7 @@ import { contentWidth, ensureSpace, FONT, heading, INK, stateColour, type Doc } 
 import { drawTable } from './table.js';
 import { formatDuration, formatLocal, formatUtc, pdfText } from './text.js';
 
-export function drawHeader(doc: Doc, view: RecordView, timeZone: string): void {
+export async function drawHeader(doc: Doc, view: RecordView, timeZone: string): Promise<void> {
   const { record: r } = view;
   const left = doc.page.margins.left;
   const width = contentWidth(doc);
@@ -37,7 +37,7 @@ export function drawHeader(doc: Doc, view: RecordView, timeZone: string): void {
     .map((s) => [s, (r.session.stateMs as Record<string, number | undefined>)[s] ?? 0] as const)
     .filter(([, ms]) => ms > 0)
     .map(([s, ms]) => ({ cells: [s, formatDuration(ms), total > 0 ? `${((ms / total) * 100).toFixed(1)} %` : '-'], mark: stateColour(s) }));
-  drawTable(doc, [{ header: 'State', width: 3 }, { header: 'Time (H:MM:SS)', width: 3, align: 'right' }, { header: 'Share of the session', width: 3, align: 'right' }, { header: '', width: 6 }], rows, { size: 8, empty: 'No state time recorded.' });
+  await drawTable(doc, [{ header: 'State', width: 3 }, { header: 'Time (H:MM:SS)', width: 3, align: 'right' }, { header: 'Share of the session', width: 3, align: 'right' }, { header: '', width: 6 }], rows, { size: 8, empty: 'No state time recorded.' });
 }
 
 /** Signed or not, changed since signed, still running: said first, in words. */

@@ -61,3 +61,16 @@ export function paragraph(doc: Doc, text: string, opts: { size?: number; font?: 
   doc.fillColor(opts.colour ?? INK.text).text(text, doc.page.margins.left, doc.y, { width });
   doc.y += 2;
 }
+
+/** Thrown into the layout when the PDF's reader has gone (the stream was destroyed): stop drawing. */
+export class RenderAborted extends Error {
+  constructor() {
+    super('record PDF stream closed before the layout finished');
+  }
+}
+
+/** Lets timers and I/O run between slices of layout; stops the layout once nobody reads the PDF. */
+export async function yieldToEventLoop(doc: Doc): Promise<void> {
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  if (doc.destroyed) throw new RenderAborted();
+}

@@ -6,13 +6,13 @@ import { formatSpan, formatValue, type TableTime } from './text.js';
 
 const ADVERSE = '#b00020';
 
-export function drawAlarms(doc: Doc, r: PerfusionRecord, tt: TableTime): void {
+export async function drawAlarms(doc: Doc, r: PerfusionRecord, tt: TableTime): Promise<void> {
   heading(doc, `Alarms (${r.alarms.length})`);
   paragraph(doc, `One row per raise. Times: site local time (${tt.timeZone}), gateway clock; "after" is the time from raise to acknowledgement.`, { size: 7, font: FONT.italic, colour: INK.muted });
   const rows = function* (): Iterable<Row> {
     for (const a of r.alarms) yield alarmRow(a, tt, r.session.running);
   };
-  drawTable(doc, [
+  await drawTable(doc, [
     { header: 'Raised', width: 11 }, { header: 'Rule / priority', width: 16 }, { header: 'Message', width: 20 },
     { header: 'Value / limit', width: 10 }, { header: 'Acknowledged', width: 15 }, { header: 'Cleared', width: 9 },
     { header: 'Shelving and other actions', width: 21 },
@@ -41,20 +41,20 @@ function alarmRow(a: RecordAlarmRow, tt: TableTime, running: boolean): Row {
   };
 }
 
-export function drawEvents(doc: Doc, r: PerfusionRecord, tt: TableTime): void {
+export async function drawEvents(doc: Doc, r: PerfusionRecord, tt: TableTime): Promise<void> {
   heading(doc, `Device events (${r.events.length})`);
   const rows = function* (): Iterable<Row> {
     for (const e of r.events) {
       yield { mark: priorityColour(e.prio), cells: [tt.format(e.t), { text: e.code, font: FONT.bold }, e.prio, e.active ? 'raised' : 'cleared', e.text] };
     }
   };
-  drawTable(doc, [
+  await drawTable(doc, [
     { header: 'Time (console clock)', width: 14 }, { header: 'Code', width: 14 }, { header: 'Priority', width: 9 },
     { header: 'Raised / cleared', width: 10 }, { header: 'Text', width: 53 },
   ], rows(), { empty: 'No device event during the session.' });
 }
 
-export function drawCommands(doc: Doc, r: PerfusionRecord, tt: TableTime): void {
+export async function drawCommands(doc: Doc, r: PerfusionRecord, tt: TableTime): Promise<void> {
   heading(doc, `Commands (${r.commands.length})`);
   const rows = function* (): Iterable<Row> {
     for (const c of r.commands) {
@@ -71,7 +71,7 @@ export function drawCommands(doc: Doc, r: PerfusionRecord, tt: TableTime): void 
       };
     }
   };
-  drawTable(doc, [
+  await drawTable(doc, [
     { header: 'Requested (gateway)', width: 13 }, { header: 'Command', width: 22 }, { header: 'By', width: 16 },
     { header: 'Reason', width: 35 }, { header: 'Outcome', width: 14 },
   ], rows(), { empty: 'No command was sent during the session.' });
@@ -83,7 +83,7 @@ function argText(a: unknown): string {
   return JSON.stringify(a) ?? String(a);
 }
 
-export function drawAnnotations(doc: Doc, r: PerfusionRecord, tt: TableTime): void {
+export async function drawAnnotations(doc: Doc, r: PerfusionRecord, tt: TableTime): Promise<void> {
   const adverse = r.annotations.filter((a) => a.kind === 'adverse_event').length;
   heading(doc, `Annotations (${r.annotations.length}) and suspected adverse events (${adverse})`);
   const rows = function* (): Iterable<Row> {
@@ -101,7 +101,7 @@ export function drawAnnotations(doc: Doc, r: PerfusionRecord, tt: TableTime): vo
       };
     }
   };
-  drawTable(doc, [
+  await drawTable(doc, [
     { header: 'About (time)', width: 12 }, { header: 'Kind', width: 14 }, { header: 'Text', width: 48 },
     { header: 'By', width: 13 }, { header: 'Written', width: 13 },
   ], rows(), { empty: 'No annotation for the session.' });

@@ -3,9 +3,10 @@
  * row taller than a whole page (a 2,000-character note) continued on the next page rather than cut.
  *
  * Rows are taken from an iterable and drawn one at a time, so a table of thousands of alarms holds one row's
- * cells in memory beside the PDF's own page buffers.
+ * cells in memory beside the PDF's own page buffers; every few rows the table yields to the event loop, so a
+ * long record never holds up the gateway's alarms and ingest for more than a moment.
  */
-import { bottomY, contentWidth, FONT, INK, type Doc } from './layout.js';
+import { bottomY, contentWidth, FONT, INK, yieldToEventLoop, type Doc } from './layout.js';
 import { pdfText } from './text.js';
 import { measureOf, type TextMeasure } from './wrap.js';
 
@@ -33,6 +34,8 @@ export interface TableOptions {
   empty?: string;
 }
 
+/** Rows drawn between two yields to the event loop (a few tens of ms on the gateway's 2-core machine). */
+const YIELD_EVERY_ROWS = 25;
 const PAD_X = 2.5;
 const PAD_Y = 2;
 const MARK_W = 2.5;
@@ -41,7 +44,7 @@ interface Placed { x: number; w: number; inset: number; inner: number; col: Colu
 /** A cell broken into lines. */
 interface Laid { lines: string[]; font: string; colour: string; lineHeight: number }
 
-export function drawTable(doc: Doc, columns: readonly Column[], rows: Iterable<Row>, opts: TableOptions = {}): number {
+export async function drawTable(doc: Doc, columns: readonly Column[], rows: Iterable<Row>, opts: TableOptions = {}): Promise<number> {
   const size = opts.size ?? 7.5;
   const m = measureOf(doc);
   const total = columns.reduce((a, c) => a + c.width, 0);
@@ -87,6 +90,7 @@ export function drawTable(doc: Doc, columns: readonly Column[], rows: Iterable<R
       drawHeader();
     }
     count++;
+    if (count % YIELD_EVERY_ROWS === 0) await yieldToEventLoop(doc);
     let laid = lay(row.cells);
     for (;;) {
       const h = heightOf(laid);

@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { renderRecordPdf } from '../../../src/record/pdf.js';
@@ -167,11 +168,32 @@ describe('renderRecordPdf', () => {
     const view = recordView({ buckets: 1500, alarms: 2000, events: 500 });
     const started = performance.now();
     const file = join(dir, 'big.pdf');
+    const loop = monitorEventLoopDelay({ resolution: 10 });
+    loop.enable();
     await pipeline(renderRecordPdf(view), createWriteStream(file));
+    loop.disable();
     const seconds = (performance.now() - started) / 1000;
+    // The layout yields: the gateway's timers never wait for the whole record (seconds), only for a slice.
+    expect(loop.max / 1e6).toBeLessThan(Math.min(1000, seconds * 1000 / 3));
     const info = execFileSync('pdfinfo', [file], { encoding: 'utf8' });
     const pages = Number(/^Pages:\s+(\d+)/m.exec(info)?.[1]);
     expect(pages).toBeGreaterThan(40);
     expect(seconds).toBeLessThan(30);
+  });
+
+  it('stops laying out when the reader goes away, and fails the stream on a broken record', async () => {
+    const doc = renderRecordPdf(recordView({ buckets: 300, alarms: 2000 }));
+    const pageAdds: number[] = [];
+    doc.on('pageAdded', () => pageAdds.push(pageAdds.length));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    doc.destroy();
+    const at = pageAdds.length;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(pageAdds.length).toBeLessThanOrEqual(at + 1);
+    expect(pageAdds.length).toBeLessThan(60);
+
+    const broken = recordView({ buckets: 10 });
+    (broken.record as { alarms: unknown }).alarms = null;
+    await expect(pipeline(renderRecordPdf(broken), createWriteStream(join(dir, 'broken.pdf')))).rejects.toThrow(TypeError);
   });
 });
