@@ -94,11 +94,13 @@ export async function drawTable(doc: Doc, columns: readonly Column[], rows: Iter
     let laid = lay(row.cells);
     for (;;) {
       const h = heightOf(laid);
-      if (doc.y + h > bottomY(doc) && doc.y > top() + headerHeight + 1) {
+      const room = bottomY(doc) - doc.y;
+      // A row that fits on a fresh page moves there whole; one taller than any page starts here if a few lines fit.
+      const tallerThanAPage = h > bottomY(doc) - top() - headerHeight;
+      if (h > room && doc.y > top() + headerHeight + 1 && (!tallerThanAPage || room < 4 * size * 1.2 + 2 * PAD_Y)) {
         newPageWithHeader();
         continue;
       }
-      const room = bottomY(doc) - doc.y;
       if (h <= room) {
         drawRow(doc, m, placed, laid, size, h, row.mark);
         break;
@@ -106,6 +108,7 @@ export async function drawTable(doc: Doc, columns: readonly Column[], rows: Iter
       // Taller than a whole page: print the lines that fit, continue the rest on the next page.
       const now = laid.map((l) => ({ ...l, lines: l.lines.slice(0, Math.max(1, Math.floor((room - 2 * PAD_Y) / l.lineHeight))) }));
       laid = laid.map((l, i) => ({ ...l, lines: l.lines.slice(now[i].lines.length) }));
+      if (laid[0].lines.length === 0) laid[0] = { ...laid[0], font: FONT.italic, lines: ['(continued)'] };
       drawRow(doc, m, placed, now, size, room, row.mark);
       newPageWithHeader();
     }

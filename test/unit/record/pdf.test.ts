@@ -161,6 +161,9 @@ describe('renderRecordPdf', () => {
     expect(pages).toBeGreaterThan(headers);
     const flat = squash(text);
     for (let i = 3; i < 400; i += 37) expect(flat).toContain(`Synthetic alarm ${i} `);
+    expect(flat).toContain('(continued)');
+    // No page holds only a heading and a table header: the long row starts where the heading is.
+    expect(text.split('\f').filter((page) => page.trim() !== '').every((page) => /\d\d:\d\d:\d\d/.test(page))).toBe(true);
     expect(words(flat, Array.from({ length: 900 }, (_, i) => `word${i}`).join(' '), 40)).toBe(true);
   });
 
