@@ -6,13 +6,15 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { sendBadRequest, zodIssues } from '../errors.js';
-import type { RecordService } from '../record/service.js';
+import type { RecordView } from '../record/types.js';
 import type { SessionService } from '../sessions/service.js';
+import type { SessionRecord } from '../sessions/types.js';
 import { DeviceParam, lookupSession } from './sessionLookup.js';
 
 export interface RecordRoutesOptions {
   sessions: SessionService;
-  records: RecordService;
+  /** The gateway's RecordService (one instance for these routes and signing). */
+  records: { view(rec: SessionRecord): Promise<RecordView> };
 }
 
 const RecordQuery = z.object({ device: DeviceParam.optional() }).strict();

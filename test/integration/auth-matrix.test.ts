@@ -63,6 +63,7 @@ const POLICY: Readonly<Record<string, RouteAccess>> = Object.fromEntries(Object.
     'POST /api/devices/:id/commands', 'POST /api/devices/:id/annotations', 'POST /api/devices/:id/audio-pause',
     'POST /api/alarms/:id/ack', 'POST /api/alarms/:id/shelve', 'POST /api/alarms/:id/unshelve',
     'PUT /api/sessions/:id/participant', // the study code, set by the operator, audited
+    'POST /api/sessions/:id/signatures', // the record's electronic signature, with the signer's signing password
   ],
   engineer: [
     'GET /api/audit', 'POST /api/alarms/:id/out-of-service', 'POST /api/alarms/:id/return-to-service',
