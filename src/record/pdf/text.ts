@@ -7,6 +7,11 @@
  * what WinAnsi cannot show becomes '?', the rest is kept.
  */
 
+import { formatLocal, isValidTimeZone, localParts, offsetText, type LocalParts } from '../time.js';
+
+// Local times come from the one implementation the record's JSON uses too (src/record/time.ts).
+export { formatLocal, localParts, offsetText, type LocalParts };
+
 /** Code points above Latin-1 that WinAnsi (cp1252) has in its 0x80-0x9F range. */
 export const WIN_ANSI_EXTRA: ReadonlySet<number> = new Set([
   0x0152, 0x0153, 0x0160, 0x0161, 0x0178, 0x017d, 0x017e, 0x0192, 0x02c6, 0x02dc, 0x2013, 0x2014, 0x2018, 0x2019,
@@ -31,75 +36,12 @@ export function pdfText(s: string): string {
   return out;
 }
 
-const formatters = new Map<string, Intl.DateTimeFormat>();
-
-function formatter(timeZone: string): Intl.DateTimeFormat {
-  let f = formatters.get(timeZone);
-  if (!f) {
-    f = new Intl.DateTimeFormat('en-US', {
-      timeZone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit',
-    });
-    formatters.set(timeZone, f);
-  }
-  return f;
-}
-
 /** A time zone Intl knows, else UTC (the record's zone comes from the gateway's validated configuration). */
 export function usableTimeZone(timeZone: string): string {
-  try {
-    formatter(timeZone);
-    return timeZone;
-  } catch {
-    return 'UTC';
-  }
-}
-
-export interface LocalParts { y: number; mo: number; d: number; h: number; mi: number; s: number; offsetMin: number }
-
-/** Offsets by zone and quarter hour: zones change offset only on quarter hours, and formatToParts is slow. */
-const offsets = new Map<string, Map<number, number>>();
-const QUARTER_HOUR = 900_000;
-
-/** The zone's offset from UTC at `ms`, minutes. */
-function offsetAt(ms: number, timeZone: string): number {
-  let byQuarter = offsets.get(timeZone);
-  if (!byQuarter) offsets.set(timeZone, (byQuarter = new Map()));
-  const q = Math.floor(ms / QUARTER_HOUR);
-  let off = byQuarter.get(q);
-  if (off === undefined) {
-    const at = q * QUARTER_HOUR;
-    const p: Record<string, number> = {};
-    for (const part of formatter(timeZone).formatToParts(new Date(at))) {
-      if (part.type !== 'literal') p[part.type] = Number(part.value);
-    }
-    const asUtc = Date.UTC(p.year, p.month - 1, p.day, p.hour === 24 ? 0 : p.hour, p.minute, p.second);
-    off = Math.round((asUtc - at) / 60_000);
-    if (byQuarter.size > 10_000) byQuarter.clear();
-    byQuarter.set(q, off);
-  }
-  return off;
-}
-
-/** Wall-clock fields of `ms` in `timeZone` and the zone's offset from UTC at that instant, minutes. */
-export function localParts(ms: number, timeZone: string): LocalParts {
-  const offsetMin = offsetAt(ms, timeZone);
-  const d = new Date(Math.floor(ms / 1000) * 1000 + offsetMin * 60_000);
-  return { y: d.getUTCFullYear(), mo: d.getUTCMonth() + 1, d: d.getUTCDate(), h: d.getUTCHours(), mi: d.getUTCMinutes(), s: d.getUTCSeconds(), offsetMin };
+  return isValidTimeZone(timeZone) ? timeZone : 'UTC';
 }
 
 const two = (n: number) => String(n).padStart(2, '0');
-
-export function offsetText(offsetMin: number): string {
-  const sign = offsetMin < 0 ? '-' : '+';
-  const a = Math.abs(offsetMin);
-  return `${sign}${two(Math.floor(a / 60))}:${two(a % 60)}`;
-}
-
-/** `YYYY-MM-DD HH:MM:SS +HH:MM` in the site's zone (the format of RecordSignature.atLocal). */
-export function formatLocal(ms: number, timeZone: string): string {
-  const p = localParts(ms, timeZone);
-  return `${p.y}-${two(p.mo)}-${two(p.d)} ${two(p.h)}:${two(p.mi)}:${two(p.s)} ${offsetText(p.offsetMin)}`;
-}
 
 /** `YYYY-MM-DD HH:MM:SS UTC`. */
 export function formatUtc(ms: number): string {

@@ -54,7 +54,7 @@ describe('RecordService', () => {
   it('a change after signing: changedSince, and each amendment with what changed and why', async () => {
     const before = await service.current(fx.record());
     fx.clock.now = T0 + 7_200_000;
-    fx.annotations.add(DEV, SESSION, T0 + 150_000, { kind: 'note', text: 'late entry:\nheparin bolus given' }, nurse);
+    fx.annotations.add(DEV, SESSION, T0 + 150_000, { kind: 'note', text: 'late entry:\nheparin bolus given', reason: 'omitted at the time' }, nurse);
     fx.clock.now = T0 + 7_300_000;
     const set = fx.recorder.setParticipant(fx.record().key, 'P-0042', 'enrolment log corrected', nurse);
     expect(set.ok).toBe(true);
@@ -65,7 +65,7 @@ describe('RecordService', () => {
     expect(view.changedSinceSigned).toBe(true);
     expect(view.amendments.map(({ auditId: _id, ...a }) => a)).toEqual([
       { at: T0 + 7_200_000, user: nurse.user, role: 'operator', action: 'annotation.add',
-        summary: 'note added at 2026-01-05 09:02:30 +01:00: "late entry: heparin bolus given"', reason: '(none given)' },
+        summary: 'note added at 2026-01-05 09:02:30 +01:00: "late entry: heparin bolus given"', reason: 'omitted at the time' },
       { at: T0 + 7_300_000, user: nurse.user, role: 'operator', action: 'session.participant',
         summary: 'participant code (none) \u2192 P-0042', reason: 'enrolment log corrected' },
     ]);
