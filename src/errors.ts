@@ -97,8 +97,8 @@ export const ERRORS = {
     meaning: 'an action that must be audited first (command, shelve, out of service, limit change) was refused' },
   not_persisted: { status: 503, transport: 'http', message: 'the change cannot be stored: it was not made',
     meaning: 'an alarm profile change that cannot be written to its file' },
-  busy: { status: 503, transport: 'ws', message: 'too many clients',
-    meaning: 'live-stream client cap, unauthenticated-socket cap, or concurrent replays reached' },
+  busy: { status: 503, transport: 'both', message: 'too many clients',
+    meaning: 'live-stream client cap, unauthenticated-socket cap, or concurrent replays reached; two record PDFs being made already (Retry-After)' },
   unavailable: { status: 503, transport: 'ws', message: 'not available on this gateway',
     meaning: 'commands not enabled, or replay without a journal or InfluxDB' },
 } as const satisfies Record<string, ErrorSpec>;

@@ -15,7 +15,7 @@ import { annotationRoutes } from './api/annotationRoutes.js';
 import { auditRoutes } from './api/auditRoutes.js';
 import { actorOf, authPlugin } from './api/authPlugin.js';
 import { commandRoutes } from './api/commandRoutes.js';
-import { recordRoutes } from './api/recordRoutes.js';
+import { RecordPdfRenders, recordRoutes } from './api/recordRoutes.js';
 import { historyRoutes } from './api/historyRoutes.js';
 import { sessionRoutes } from './api/sessionRoutes.js';
 import { signatureRoutes } from './api/signatureRoutes.js';
@@ -109,6 +109,8 @@ export class Gateway {
   /** Annotations, in the journal's database: 503 until it opens, like the audit trail. */
   readonly annotations: AnnotationStore;
   readonly annotationStats = new AnnotationStats();
+  /** Record PDFs being made (at most two at once) and how requests ended. */
+  readonly recordPdfs = new RecordPdfRenders();
   /** Signing passwords (`<dataDir>/signing-passwords.json`, set by `msc-gateway users set-password`). */
   readonly signingPasswords: SigningPasswordStore;
   /** Electronic signatures on session records (audit records `record.signed`); lockout state in the journal. */
@@ -315,7 +317,7 @@ export class Gateway {
     if (this.sessions) plugins.push({ plugin: sessionRoutes, opts: { sessions: this.sessions } });
     if (this.sessions) {
       const records = { view: (rec: SessionRecord) => this.records().view(rec) };
-      plugins.push({ plugin: recordRoutes, opts: { sessions: this.sessions, records } });
+      plugins.push({ plugin: recordRoutes, opts: { sessions: this.sessions, records, renders: this.recordPdfs } });
       plugins.push({ plugin: signatureRoutes, opts: { sessions: this.sessions, signatures: this.signatures, view: records.view } });
     }
     plugins.push({ plugin: webRoutes, opts: { replay: this.replay, journal: this.journal, deviceKnown } });
@@ -428,7 +430,7 @@ export class Gateway {
   /** Every part's families, the transports' and the process metrics, in the gateway's one registry. */
   private registerMetrics(): void {
     const r = this.metrics;
-    for (const part of [this.hub, this.alarms, this.live, this.commands, this.bus, this.pendingAudit, this.annotationStats, this.unauthorized, this.signatures]) {
+    for (const part of [this.hub, this.alarms, this.live, this.commands, this.bus, this.pendingAudit, this.annotationStats, this.unauthorized, this.signatures, this.recordPdfs]) {
       part.registerMetrics(r);
     }
     this.journal?.registerMetrics(r);

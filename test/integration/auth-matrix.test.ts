@@ -58,6 +58,7 @@ const POLICY: Readonly<Record<string, RouteAccess>> = Object.fromEntries(Object.
     'GET /api/alarms/history', 'GET /api/alarms/profile', 'GET /api/annotations', 'GET /api/sessions',
     'GET /api/sessions/:id', 'GET /api/sessions/:id/summary',
     'GET /api/sessions/:id/record', // the perfusion record: what it says, its hash, signatures, amendments
+    'GET /api/sessions/:id/record.pdf', // the same as a PDF
   ],
   operator: [
     'POST /api/devices/:id/commands', 'POST /api/devices/:id/annotations', 'POST /api/devices/:id/audio-pause',

@@ -63,6 +63,39 @@ describe('GET /api/sessions/:id/record', () => {
     expect(Date.parse(view.generatedAt)).toBeGreaterThan(0);
   });
 
+  it('gives a viewer the PDF: an attachment named after console and session, with the record\'s hash', async () => {
+    const view = (await gw.get(`/api/sessions/${SESSION}/record`, gw.tokens.viewer)).body;
+    const r = await fetch(`${gw.url}/api/sessions/${SESSION}/record.pdf`, { headers: { authorization: `Bearer ${gw.tokens.viewer}` } });
+    expect(r.status).toBe(200);
+    expect(r.headers.get('content-type')).toBe('application/pdf');
+    expect(r.headers.get('content-disposition')).toBe(`attachment; filename="${A}_${SESSION}_record.pdf"`);
+    expect(r.headers.get('x-record-sha256')).toBe(view.sha256);
+    const bytes = Buffer.from(await r.arrayBuffer());
+    expect(bytes.subarray(0, 5).toString('latin1')).toBe('%PDF-');
+    expect(bytes.subarray(-6).toString('latin1')).toMatch(/%%EOF/);
+    expect(gw.gateway.recordPdfs.inProgress).toBe(0);
+    expect(gw.gateway.recordPdfs.outcomes.sent).toBeGreaterThanOrEqual(1);
+    expect((await gw.get(`/api/sessions/S-NONE/record.pdf`, gw.tokens.viewer)).status).toBe(404);
+  });
+
+  it('makes two PDFs at once at most: a third is 503 busy with Retry-After, counted', async () => {
+    const renders = gw.gateway.recordPdfs;
+    expect(renders.tryAcquire() && renders.tryAcquire()).toBe(true);
+    try {
+      const r = await gw.get(`/api/sessions/${SESSION}/record.pdf`, gw.tokens.viewer);
+      expect(r.status).toBe(503);
+      expect(r.body.error).toBe('busy');
+      const raw = await fetch(`${gw.url}/api/sessions/${SESSION}/record.pdf`, { headers: { authorization: `Bearer ${gw.tokens.viewer}` } });
+      expect(raw.headers.get('retry-after')).toBe('5');
+      await raw.arrayBuffer();
+      expect((await gw.get('/metrics', gw.tokens.viewer)).body).toMatch(/^msc_record_pdfs_total\{outcome="busy"\} 2$/m);
+    } finally {
+      renders.release('aborted');
+      renders.release('aborted');
+    }
+    expect((await fetch(`${gw.url}/api/sessions/${SESSION}/record.pdf`, { headers: { authorization: `Bearer ${gw.tokens.viewer}` } })).status).toBe(200);
+  });
+
   it('refuses a bad id (400), an unknown one (404), an unknown query key (400), and no token (401)', async () => {
     const bad = await gw.get('/api/sessions/no%20spaces/record', gw.tokens.viewer);
     expect(bad.status).toBe(400);
