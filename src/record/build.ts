@@ -7,7 +7,9 @@
  * session's open state is counted to `now` only while it runs (such a record cannot be signed).
  *
  * Telemetry is read once (telemetryPass.ts) for the channel statistics, the TR band time, the trend buckets and,
- * in the usual case, completeness: a 24-hour session at 25 Hz is 2.16 million rows, never in memory at once.
+ * in the usual case, completeness: a 24-hour session at 25 Hz is 2.16 million rows, never in memory at once. For an
+ * ended session that result is kept in the journal and used again while the session's rows are unchanged
+ * (telemetryCache.ts): the record of a long session costs its pass once.
  */
 import type { AlarmTransition } from '../alarms/types.js';
 import { SessionReader } from '../sessions/reader.js';
@@ -15,6 +17,7 @@ import { commandRequests, summarizeSession } from '../sessions/summary.js';
 import type { SessionRecord } from '../sessions/types.js';
 import type { Db } from '../storage/schema.js';
 import { consoleHelloFor } from './consoleInfo.js';
+import { keep, readKept, telemetryFingerprint } from './telemetryCache.js';
 import { telemetryPass } from './telemetryPass.js';
 import {
   RECORD_FORMAT, RECORD_VERSION, type PerfusionRecord, type RecordAlarmRow, type RecordCommandRow,
@@ -96,7 +99,14 @@ export async function buildPerfusionRecord(db: () => Db, rec: SessionRecord, opt
   const now = opts.now;
   const reader = new SessionReader(db);
   const end = rec.endedAt ?? now;
-  const pass = await telemetryPass(db, reader, rec, now, trendBucketMs(rec.startedAt, Math.max(rec.startedAt, end)));
+  const bucketMs = trendBucketMs(rec.startedAt, Math.max(rec.startedAt, end));
+  // An ended session's telemetry results are kept while its rows stay the same (telemetryCache.ts).
+  const fingerprint = rec.endedAt === null ? null : telemetryFingerprint(db(), rec, now, bucketMs);
+  let pass = fingerprint === null ? null : readKept(db(), rec, fingerprint, now);
+  if (!pass) {
+    pass = await telemetryPass(db, reader, rec, now, bucketMs);
+    if (fingerprint !== null) keep(db(), rec, fingerprint, pass, now);
+  }
   const alarms = reader.alarms(rec, now);
   const annotations = reader.annotations(rec);
   const audit = reader.audit(rec, now);

@@ -7,6 +7,7 @@ import { alarmRows, buildPerfusionRecord, trendBucketMs, TREND_MAX_BUCKETS } fro
 import { recordSha256 } from '../../../src/record/hash.js';
 import type { PerfusionRecord } from '../../../src/record/types.js';
 import { SessionReader } from '../../../src/sessions/reader.js';
+import { prepareCommit } from '../../../src/storage/journalRows.js';
 import { JOURNAL_FILE } from '../../../src/storage/schema.js';
 import { DEV, makeFixture, nurse, RX, SESSION, T0, type Fixture } from './fixture.js';
 
@@ -127,6 +128,22 @@ describe('buildPerfusionRecord', () => {
     // Anything the record says changes its hash.
     const other = await buildPerfusionRecord(() => fx.db, fx.record(), { site: { ...site, name: 'Ward 8' }, now: fx.clock.now });
     expect(recordSha256(other)).not.toBe(recordSha256(rec));
+  });
+
+  it('keeps an ended session\'s telemetry results, equal to a fresh pass, and computes them again when its rows change', async () => {
+    const kept = () => fx.db.prepare('SELECT count(*) AS n FROM record_telemetry_cache WHERE session_key = ?').get(fx.record().key) as { n: number };
+    expect(kept().n).toBe(1);
+    const fromKept = await buildPerfusionRecord(() => fx.db, fx.record(), { site, now: fx.clock.now });
+    fx.db.prepare('DELETE FROM record_telemetry_cache').run();
+    const fresh = await buildPerfusionRecord(() => fx.db, fx.record(), { site, now: fx.clock.now });
+    expect(canonicalJson(fromKept)).toBe(canonicalJson(fresh));
+    expect(canonicalJson(fresh)).toBe(canonicalJson(rec));
+    expect(kept().n).toBe(1);
+    // A late frame of the session (a backlog delivered after ENDED) is in the next record.
+    prepareCommit(fx.db)([{ kind: 'telemetry', sample: { deviceId: DEV, sessionId: SESSION, seq: 9_999, t: T0 + 179_999, rx: T0 + 400_000, v: { QB: 400 } } }]);
+    const later = await buildPerfusionRecord(() => fx.db, fx.record(), { site, now: fx.clock.now });
+    expect(later.channels.QB).toMatchObject({ max: 400, samples: 362 });
+    expect(recordSha256(later)).not.toBe(recordSha256(rec));
   });
 
   it('chooses a round bucket width that keeps a chart within 1,500 points and never under a second', () => {
