@@ -39,6 +39,7 @@ import { addProcessMetrics, counter, gauge, Registry } from './metrics.js';
 import { DeviceHub } from './model/deviceHub.js';
 import { ConsoleInfoStore } from './record/consoleInfo.js';
 import { RecordService } from './record/service.js';
+import { RecordWarmer } from './record/warmer.js';
 import { SignatureService } from './record/signing.js';
 import { SigningPasswordStore } from './record/signingPasswords.js';
 import type { RecordView } from './record/types.js';
@@ -98,6 +99,8 @@ export class Gateway {
   readonly consoleInfo: ConsoleInfoStore | null;
   /** Perfusion records with their signatures and amendments; null without a journal (see records()). */
   readonly recordService: RecordService | null;
+  /** Builds each session's record shortly after it ends, so a long session's record is ready when asked for. */
+  private readonly recordWarmer: RecordWarmer | null;
   /** InfluxDB points for the fleet dashboard; null without InfluxDB. */
   readonly fleetStatus: FleetStatusWriter | null;
   /**
@@ -222,6 +225,16 @@ export class Gateway {
     this.recordService = this.journal
       ? new RecordService({ database: () => this.journal!.database(), site: { ...config.site }, now })
       : null;
+    this.recordWarmer = this.sessions && this.recordService
+      ? new RecordWarmer({
+        bus, clock, logger: log.child({ module: 'record-warmer' }),
+        build: (rec) => this.records().current(rec),
+        find: (device, sessionId) => {
+          const found = this.sessions!.find(sessionId, device);
+          return found.ok ? found.record : null;
+        },
+      })
+      : null;
     this.signingPasswords = new SigningPasswordStore({ dataDir: config.dataDir, logger: log.child({ module: 'signing-passwords' }), now });
     this.signatures = new SignatureService({
       db: null, audit, passwords: this.signingPasswords, current: (rec) => this.records().current(rec), now,
@@ -301,6 +314,7 @@ export class Gateway {
       message: problem ?? 'alarm profile confirmed or fixed by an engineer',
     }));
     this.auditor.start();
+    this.recordWarmer?.start();
     this.commands.start();
     this.hub.start();
 
@@ -360,6 +374,7 @@ export class Gateway {
     await step('alarms', () => this.alarms.stop());
     await step('auditor', () => this.auditor.stop());
     await step('pending-audit', () => this.pendingAudit.stop());
+    await step('record-warmer', () => this.recordWarmer?.stop());
     await step('stores', () => this.stores.stop()); // logs each store's own failure and goes on
     await step('replay', () => this.replay.stop()); // reads the journal: ends before it closes
     await step('journal', () => this.journal?.stop());
