@@ -11,7 +11,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { BenchResult } from './types.js';
 
 /** Every bench module; only the codec is required, the others join when their owners add them. */
-const MODULES = ['./codec.js', './alarms.js', './storage.js', './stream.js', './ingest.js', './ui.js'];
+const MODULES = ['./codec.js', './alarms.js', './storage.js', './stream.js', './ingest.js', './ui.js', './record.js'];
 const REQUIRED: ReadonlySet<string> = new Set(['./codec.js']);
 
 type Outcome =

@@ -4,9 +4,11 @@
  * Errors name the offending field path; the CLI exits 2 before anything starts.
  */
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { AuthConfigSchema } from './auth/tokenStore.js';
+import { isValidTimeZone, processTimeZone } from './record/time.js';
 import { normaliseOrigin } from './util/origin.js';
 
 const hostPort = z.object({
@@ -70,6 +72,20 @@ const mqttConfig = z.object({
   }
 });
 
+/** Printable one-line text: no control characters (it is printed on the perfusion record's header). */
+const siteText = z.string().trim().min(1).max(120).regex(/^[^\u0000-\u001F\u007F-\u009F]*$/, 'must be one line of printable text');
+
+/** The site named on every perfusion record (docs/engineer.md, "Perfusion record"). */
+const siteConfig = z.object({
+  /** Hospital or ward, e.g. `Charité CVK, ICU 2`; none by default. */
+  name: siteText.nullable().default(null),
+  /** This gateway's name on the record; the host name by default. */
+  gateway: siteText.nullable().default(() => hostname()),
+  /** IANA zone the record's local times are shown in (`Europe/Berlin`); the process's zone by default. */
+  timeZone: z.string().refine(isValidTimeZone, 'must be an IANA time zone name such as Europe/Berlin or UTC')
+    .default(() => processTimeZone()),
+});
+
 const influxConfig = z.object({
   /** `http://[user:pass@]host:8086/DB` (InfluxDB v1 HTTP API; 2.x and 3 Core through their v1 compatibility API). */
   url: z.string().regex(/^https?:\/\/[^/]+\/[^/?#]+$/, 'must be http(s)://[user:pass@]host:port/DATABASE'),
@@ -115,6 +131,7 @@ export const ConfigSchema = z
     maxConsoles: z.number().int().min(1).max(10_000).default(64),
     /** A console silent this long outside a session is forgotten in memory (its journal rows stay); 0: never. */
     forgetSilentS: z.number().int().min(0).max(365 * 86_400).default(86_400),
+    site: siteConfig.prefault({}),
     /** Tokens provisioned as SHA-256 hashes, and the write-route rate limit. */
     auth: AuthConfigSchema.prefault({}),
     log: z
@@ -191,6 +208,8 @@ export interface Overrides {
   logLevel?: string;
   noJournal?: boolean;
   durability?: string;
+  siteName?: string;
+  siteTimeZone?: string;
 }
 
 /** MSC_* environment variables, documented in the README's configuration reference. */
@@ -213,6 +232,8 @@ export function overridesFromEnv(env: NodeJS.ProcessEnv): Overrides {
   if (env.MSC_ALARM_PROFILE) o.alarmProfile = env.MSC_ALARM_PROFILE;
   if (env.MSC_LOG_LEVEL) o.logLevel = env.MSC_LOG_LEVEL;
   if (env.MSC_DURABILITY) o.durability = env.MSC_DURABILITY;
+  if (env.MSC_SITE_NAME) o.siteName = env.MSC_SITE_NAME;
+  if (env.MSC_SITE_TIMEZONE) o.siteTimeZone = env.MSC_SITE_TIMEZONE;
   return o;
 }
 
@@ -252,6 +273,8 @@ export function applyOverrides(raw: Record<string, unknown>, ...layers: Override
     if (o.logLevel !== undefined) obj('log').level = o.logLevel;
     if (o.noJournal) out.journal = false;
     if (o.durability !== undefined) obj('durability').mode = o.durability;
+    if (o.siteName !== undefined) obj('site').name = o.siteName;
+    if (o.siteTimeZone !== undefined) obj('site').timeZone = o.siteTimeZone;
   }
   return out;
 }

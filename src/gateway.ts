@@ -15,8 +15,10 @@ import { annotationRoutes } from './api/annotationRoutes.js';
 import { auditRoutes } from './api/auditRoutes.js';
 import { actorOf, authPlugin } from './api/authPlugin.js';
 import { commandRoutes } from './api/commandRoutes.js';
+import { RecordPdfRenders, recordRoutes } from './api/recordRoutes.js';
 import { historyRoutes } from './api/historyRoutes.js';
 import { sessionRoutes } from './api/sessionRoutes.js';
+import { signatureRoutes } from './api/signatureRoutes.js';
 import { webRoutes } from './api/webRoutes.js';
 import { buildServer, type HealthReport } from './api/server.js';
 import { AuditLog, type AuditEntry } from './audit/auditLog.js';
@@ -29,13 +31,21 @@ import { EventBus } from './bus.js';
 import type { Config } from './config.js';
 import { AnnotationStats, AnnotationStore } from './control/annotations.js';
 import { CommandService } from './control/commandService.js';
+import { GatewayError } from './errors.js';
 import { LiveHub } from './live/liveHub.js';
 import { ReplayService } from './live/replay.js';
 import type { Logger } from './log.js';
 import { addProcessMetrics, counter, gauge, Registry } from './metrics.js';
 import { DeviceHub } from './model/deviceHub.js';
+import { ConsoleInfoStore } from './record/consoleInfo.js';
+import { RecordService } from './record/service.js';
+import { RecordWarmer } from './record/warmer.js';
+import { SignatureService } from './record/signing.js';
+import { SigningPasswordStore } from './record/signingPasswords.js';
+import type { RecordView } from './record/types.js';
 import { FleetStatusWriter } from './sessions/fleetStatus.js';
 import { SessionService } from './sessions/service.js';
+import type { SessionRecord } from './sessions/types.js';
 import { InfluxForwarder } from './storage/forwarder.js';
 import { HistoryService } from './storage/history.js';
 import { Journal } from './storage/journal.js';
@@ -55,6 +65,17 @@ export interface GatewayOptions {
   clock?: Clock;
   /** Overrides clock.now everywhere (kept for callers that inject time alone). */
   now?: () => number;
+  /**
+   * The perfusion record (RecordService: view and current hash) signatures are bound to. Tests may give their
+   * own; see `records()` below for the gateway's own.
+   */
+  records?: RecordSource;
+}
+
+/** What signing needs of the perfusion record (src/record/service.ts RecordService has this shape). */
+export interface RecordSource {
+  view(rec: SessionRecord): Promise<RecordView>;
+  current(rec: SessionRecord): Promise<{ sha256: string }>;
 }
 
 export class Gateway {
@@ -74,6 +95,12 @@ export class Gateway {
   readonly transports: Transport[] = [];
   /** Trial session records and exports; null without a journal. */
   readonly sessions: SessionService | null;
+  /** Each console's HELLO (model, serial number, firmware) journaled for the perfusion record's header; null without a journal. */
+  readonly consoleInfo: ConsoleInfoStore | null;
+  /** Perfusion records with their signatures and amendments; null without a journal (see records()). */
+  readonly recordService: RecordService | null;
+  /** Builds each session's record shortly after it ends, so a long session's record is ready when asked for. */
+  private readonly recordWarmer: RecordWarmer | null;
   /** InfluxDB points for the fleet dashboard; null without InfluxDB. */
   readonly fleetStatus: FleetStatusWriter | null;
   /**
@@ -85,6 +112,12 @@ export class Gateway {
   /** Annotations, in the journal's database: 503 until it opens, like the audit trail. */
   readonly annotations: AnnotationStore;
   readonly annotationStats = new AnnotationStats();
+  /** Record PDFs being made (at most two at once) and how requests ended. */
+  readonly recordPdfs = new RecordPdfRenders();
+  /** Signing passwords (`<dataDir>/signing-passwords.json`, set by `msc-gateway users set-password`). */
+  readonly signingPasswords: SigningPasswordStore;
+  /** Electronic signatures on session records (audit records `record.signed`); lockout state in the journal. */
+  readonly signatures: SignatureService;
   /** Every part kept in the journal's database: given each (re)opened handle, started and stopped in order. */
   private readonly stores: JournalStores;
   /** What `/metrics` serves: every part registers its families here. */
@@ -186,6 +219,27 @@ export class Gateway {
         bus, audit, database: () => this.journal!.database(), now, logger: log.child({ module: 'sessions' }),
       })
       : null;
+    this.consoleInfo = this.journal
+      ? new ConsoleInfoStore({ bus, now, logger: log.child({ module: 'console-info' }) })
+      : null;
+    this.recordService = this.journal
+      ? new RecordService({ database: () => this.journal!.database(), site: { ...config.site }, now })
+      : null;
+    this.recordWarmer = this.sessions && this.recordService
+      ? new RecordWarmer({
+        bus, clock, logger: log.child({ module: 'record-warmer' }),
+        build: (rec) => this.records().current(rec),
+        find: (device, sessionId) => {
+          const found = this.sessions!.find(sessionId, device);
+          return found.ok ? found.record : null;
+        },
+      })
+      : null;
+    this.signingPasswords = new SigningPasswordStore({ dataDir: config.dataDir, logger: log.child({ module: 'signing-passwords' }), now });
+    this.signatures = new SignatureService({
+      db: null, audit, passwords: this.signingPasswords, current: (rec) => this.records().current(rec), now,
+      logger: log.child({ module: 'signatures' }),
+    });
     this.fleetStatus = config.influx
       ? new FleetStatusWriter({
         influx: { ...config.influx }, gateway: hostname(), devices: () => this.hub.list(), now, clock,
@@ -200,6 +254,8 @@ export class Gateway {
     this.stores.add('audit', this.audit);
     this.stores.add('annotations', this.annotations);
     this.stores.add('sessions', this.sessions);
+    this.stores.add('console-info', this.consoleInfo);
+    this.stores.add('signatures', this.signatures);
     this.stores.add('forwarder', this.forwarder);
     this.stores.add('retention', this.retention);
     this.stores.add('fleet-status', this.fleetStatus);
@@ -250,6 +306,7 @@ export class Gateway {
     // After the stores have the new handle: what actions already taken left unaudited is written now.
     this.journal?.onOpen(() => this.pendingAudit.flush());
     this.tokens.start();
+    this.signingPasswords.start();
     this.alarms.start();
     // The limits in force are not the ones the engineer set: HIGH until an engineer confirms or fixes the profile.
     this.alarmProfiles.onProblem((problem) => this.alarms.setExternalCondition({
@@ -257,6 +314,7 @@ export class Gateway {
       message: problem ?? 'alarm profile confirmed or fixed by an engineer',
     }));
     this.auditor.start();
+    this.recordWarmer?.start();
     this.commands.start();
     this.hub.start();
 
@@ -271,6 +329,11 @@ export class Gateway {
     ];
     if (this.history) plugins.push({ plugin: historyRoutes, opts: { history: this.history, deviceKnown } });
     if (this.sessions) plugins.push({ plugin: sessionRoutes, opts: { sessions: this.sessions } });
+    if (this.sessions) {
+      const records = { view: (rec: SessionRecord) => this.records().view(rec) };
+      plugins.push({ plugin: recordRoutes, opts: { sessions: this.sessions, records, renders: this.recordPdfs } });
+      plugins.push({ plugin: signatureRoutes, opts: { sessions: this.sessions, signatures: this.signatures, view: records.view } });
+    }
     plugins.push({ plugin: webRoutes, opts: { replay: this.replay, journal: this.journal, deviceKnown } });
     this.server = await buildServer({
       logger: log,
@@ -311,12 +374,14 @@ export class Gateway {
     await step('alarms', () => this.alarms.stop());
     await step('auditor', () => this.auditor.stop());
     await step('pending-audit', () => this.pendingAudit.stop());
+    await step('record-warmer', () => this.recordWarmer?.stop());
     await step('stores', () => this.stores.stop()); // logs each store's own failure and goes on
     await step('replay', () => this.replay.stop()); // reads the journal: ends before it closes
     await step('journal', () => this.journal?.stop());
     await step('live', () => this.live.stop());
     await step('http', () => this.server?.close());
     await step('tokens', () => this.tokens.stop());
+    await step('signing-passwords', () => this.signingPasswords.stop());
     log.info('msc-gateway stopped');
   }
 
@@ -362,6 +427,16 @@ export class Gateway {
     };
   }
 
+  /**
+   * The perfusion record: the one instance GET /api/sessions/:id/record[.pdf] show and signatures are bound to
+   * (a test's own when it gives one). Without a journal there are no sessions, so no route asks.
+   */
+  private records(): RecordSource {
+    const records = this.opts.records ?? this.recordService;
+    if (records) return records;
+    throw new GatewayError('internal', 'the perfusion record needs the journal', undefined, { missing: 'RecordService' });
+  }
+
   /** The Prometheus text of `/metrics`, as a scrape gets it. */
   metricsText(): Promise<string> {
     return this.metrics.metrics();
@@ -370,7 +445,7 @@ export class Gateway {
   /** Every part's families, the transports' and the process metrics, in the gateway's one registry. */
   private registerMetrics(): void {
     const r = this.metrics;
-    for (const part of [this.hub, this.alarms, this.live, this.commands, this.bus, this.pendingAudit, this.annotationStats, this.unauthorized]) {
+    for (const part of [this.hub, this.alarms, this.live, this.commands, this.bus, this.pendingAudit, this.annotationStats, this.unauthorized, this.signatures, this.recordPdfs]) {
       part.registerMetrics(r);
     }
     this.journal?.registerMetrics(r);

@@ -1,15 +1,18 @@
 /**
- * Session annotations: `POST /api/devices/:id/annotations` (operator) `{"t","kind","subtype","text","session"}`
+ * Session annotations: `POST /api/devices/:id/annotations` (operator) `{"t","kind","subtype","text","session","reason"}`
  * -> 201 with the stored annotation; `GET /api/annotations?device=&session=&from=&to=&limit=` (viewer), with the
  * session's adverse-event counts when a session is given (of that console's session when a device is given).
  *
  * An annotation is bound to the console in the URL: a `session` must have run there (the adverse events of a
  * session are counted by console and session), its time must be a real one, and its text must not carry
- * control or bidi characters. Each refusal is a 400 naming the field, counted by reason and logged.
+ * control or bidi characters. Once the session's record is signed, an annotation amends it and needs a `reason`.
+ * Each refusal is a 400 naming the field, counted by reason and logged.
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
-import { AnnotationBodySchema, ANNOTATION_QUERY_MAX, AnnotationStats, type AnnotationRefusal, type AnnotationStore } from '../control/annotations.js';
+import {
+  AnnotationBodySchema, ANNOTATION_QUERY_MAX, AnnotationStats, reasonRequiredMessage, type AnnotationRefusal, type AnnotationStore,
+} from '../control/annotations.js';
 import { LimitParam, TimeParam } from '../control/requestSchemas.js';
 import { badRequest, errorBody, sendBadRequest, statusOf, zodIssues, type ErrorBody } from '../errors.js';
 import type { DeviceView } from '../model/deviceHub.js';
@@ -58,6 +61,9 @@ export const annotationRoutes: FastifyPluginAsync<AnnotationRoutesOptions> = asy
       return refuse('session', badRequest([{ path: 'session', message }]));
     }
     const session = named ?? device.sessionId;
+    if (body.data.reason === undefined && session !== null && opts.annotations.sessionSigned(device.id, session)) {
+      return refuse('reason_required', badRequest([{ path: 'reason', message: reasonRequiredMessage(device.id, session) }]));
+    }
     const annotation = opts.annotations.add(device.id, session, time.t, body.data, actorOf(req));
     return reply.code(201).send(annotation);
   });

@@ -9,16 +9,16 @@ import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { LimitParam, TimeParam } from '../control/requestSchemas.js';
 import { sendBadRequest, sendError, zodIssues } from '../errors.js';
-import { SESSION_ID_RE } from '../protocol/commands.js';
 import type { SessionService } from '../sessions/service.js';
 import { PARTICIPANT_CODE_RE } from '../sessions/types.js';
 import { actorOf } from './authPlugin.js';
+import { DeviceParam, lookupSession } from './sessionLookup.js';
 
 export interface SessionRoutesOptions {
   sessions: SessionService;
 }
 
-const Device = z.string().min(1).max(64);
+const Device = DeviceParam;
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
 const EveryParam = z.string().regex(/^[1-9]\d{0,6}(ms|s|m|h)$/, 'expected a duration like 500ms, 10s, 1m or 1h')
   .transform((s) => {
@@ -46,18 +46,7 @@ export const MAX_EXPORT_BUCKETS = 1_000_000;
 export const sessionRoutes: FastifyPluginAsync<SessionRoutesOptions> = async (app, opts) => {
   const sessions = opts.sessions;
 
-  const lookup = (id: string, device: string | undefined, reply: FastifyReply) => {
-    if (!SESSION_ID_RE.test(id)) {
-      void sendBadRequest(reply, [{ path: 'params.id', message: 'a session id is 1-32 of [A-Za-z0-9-] (ICD §1 START)' }]);
-      return null;
-    }
-    const found = sessions.find(id, device);
-    if (!found.ok) {
-      void sendError(reply, found.status === 404 ? 'not_found' : 'ambiguous', found.message);
-      return null;
-    }
-    return found.record;
-  };
+  const lookup = (id: string, device: string | undefined, reply: FastifyReply) => lookupSession(sessions, id, device, reply);
 
   app.get('/api/sessions', async (req, reply) => {
     const q = ListQuery.safeParse(req.query);

@@ -51,6 +51,11 @@ const TABLE: Readonly<Record<string, RouteAccess>> = Object.freeze({
   'GET /api/sessions/:id/export': 'engineer',
   // Pseudonymous participant study code of a session (set by an operator, audited).
   'PUT /api/sessions/:id/participant': 'operator',
+  // The session's perfusion record (21 CFR Part 11): what it says, its hash, signatures and amendments; as a PDF.
+  'GET /api/sessions/:id/record': 'viewer',
+  'GET /api/sessions/:id/record.pdf': 'viewer',
+  // Electronic signature of the session's perfusion record: the signer's own token and signing password.
+  'POST /api/sessions/:id/signatures': 'operator',
   'GET /api/devices/:id/replay': 'engineer',
 
   // The live stream; its upgrade bypasses fastify routing and is checked by the live hub with the same table.

@@ -12,9 +12,11 @@ import { auditCommand } from './audit.js';
 import { exportCommand } from './export.js';
 import { loadConfigFromArgs, USAGE } from './options.js';
 import { tokensCommand } from './tokens.js';
+import { usersCommand } from './users.js';
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   if (argv[0] === 'tokens') return tokensCommand(argv.slice(1), env);
+  if (argv[0] === 'users') return usersCommand(argv.slice(1), env);
   if (argv[0] === 'audit') return auditCommand(argv.slice(1), env);
   if (argv[0] === 'export') return exportCommand(argv.slice(1), env);
   let loaded;

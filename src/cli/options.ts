@@ -7,6 +7,7 @@ import { applyOverrides, ConfigError, overridesFromEnv, parseConfig, readConfigF
 
 export const USAGE = `Usage: msc-gateway [run] [options]
        msc-gateway tokens add --name NAME --role viewer|operator|engineer|admin | list | revoke NAME  [--data-dir DIR]
+       msc-gateway users set-password NAME --printed-name "Full Name" | list  [--data-dir DIR]  (password on stdin)
        msc-gateway audit verify [--data-dir DIR]
        msc-gateway export SESSION --out FILE [--format csv|json] [--every 10s] [--device ID] [--data-dir DIR]
 

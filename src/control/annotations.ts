@@ -9,6 +9,7 @@ import type { Actor } from '../alarms/types.js';
 import type { AuditSink } from '../audit/auditLog.js';
 import { counter, type Registry } from '../metrics.js';
 import { SESSION_ID_RE } from '../protocol/commands.js';
+import { GatewayError } from '../errors.js';
 import { durableTransaction } from '../storage/schema.js';
 import { journalUnavailable } from '../storage/types.js';
 
@@ -19,6 +20,7 @@ export const ADVERSE_EVENT_TYPES = ['hypotension', 'fever', 'chills', 'bleeding'
 export type AdverseEventType = (typeof ADVERSE_EVENT_TYPES)[number];
 
 export const ANNOTATION_TEXT_MAX = 2000;
+export const ANNOTATION_REASON_MAX = 500;
 /** How far ahead of the gateway clock an annotation's time may be (clock skew of the ward PC), ms. */
 export const ANNOTATION_FUTURE_SLACK_MS = 60_000;
 /** No trial session happened before 2000-01-01: an earlier time is a unit mistake (seconds, not ms) or a probe. */
@@ -42,7 +44,7 @@ export function forbiddenCharacter(text: string): string | null {
 }
 
 /** Why annotations were refused, counted for /metrics. */
-export const ANNOTATION_REFUSALS = ['invalid_body', 'control_characters', 'unknown_device', 'time', 'session'] as const;
+export const ANNOTATION_REFUSALS = ['invalid_body', 'control_characters', 'unknown_device', 'time', 'session', 'reason_required'] as const;
 export type AnnotationRefusal = (typeof ANNOTATION_REFUSALS)[number];
 
 /** Refusal counters; kept apart from the store, which exists only once the journal is open. */
@@ -73,6 +75,14 @@ export const AnnotationBodySchema = z.object({
   }),
   /** Defaults to the device's current session. */
   session: z.string().regex(SESSION_ID_RE).optional(),
+  /**
+   * Why the record changes: required once the session's record has a signature (the annotation is then an
+   * amendment of a signed record, 21 CFR 11.10(e)); kept in the audit record's detail.
+   */
+  reason: z.string().trim().min(1).max(ANNOTATION_REASON_MAX).superRefine((reason, ctx) => {
+    const why = forbiddenCharacter(reason);
+    if (why) ctx.addIssue({ code: 'custom', message: why, params: { refusal: 'control_characters' } });
+  }).optional(),
 }).strict().superRefine((b, ctx) => {
   if (b.kind === 'adverse_event' && !b.subtype) {
     ctx.addIssue({ code: 'custom', path: ['subtype'], message: `required for adverse_event: one of ${ADVERSE_EVENT_TYPES.join(', ')}` });
@@ -82,6 +92,11 @@ export const AnnotationBodySchema = z.object({
   }
 });
 export type AnnotationBody = z.infer<typeof AnnotationBodySchema>;
+
+/** The 400's message when a signed session's annotation comes without a reason. */
+export function reasonRequiredMessage(device: string, session: string): string {
+  return `required: the record of session ${session} on ${device} is signed, so an annotation amends a signed record; say why (1-${ANNOTATION_REASON_MAX} characters)`;
+}
 
 export interface Annotation {
   id: number;
@@ -192,13 +207,31 @@ export class AnnotationStore {
     return has('state') && db.prepare('SELECT 1 FROM state WHERE device = ? AND session = ? LIMIT 1').get(device, session) !== undefined;
   }
 
+  /**
+   * Whether the record of `session` on `device` has been signed (an audit record `record.signed`): an annotation
+   * of that session then changes a signed record and needs a reason.
+   */
+  sessionSigned(device: string, session: string): boolean {
+    const db = this.database();
+    if (db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit'").get() === undefined) return false;
+    return db.prepare(`SELECT 1 FROM audit WHERE device = ? AND session = ? AND action = 'record.signed' LIMIT 1`).get(device, session) !== undefined;
+  }
+
+  /**
+   * Stores an annotation and its audit record (with `reason` when given). Refused with a 400 on `reason` when the
+   * session's record is signed and no reason is given; checked again inside the transaction, so a signature that
+   * lands between the route's check and the write cannot be passed by.
+   */
   add(device: string, session: string | null, t: number, body: AnnotationBody, actor: Actor): Annotation {
     if (!this.insert) throw this.started ? journalUnavailable('annotations') : new Error('AnnotationStore.add before start()');
     const createdAt = this.now();
     return durableTransaction(this.database(), (): Annotation => {
+      if (body.reason === undefined && session !== null && this.sessionSigned(device, session)) {
+        throw new GatewayError('bad_request', undefined, [{ path: 'reason', message: reasonRequiredMessage(device, session) }]);
+      }
       const rec = this.opts.audit.append({
         user: actor.user, role: actor.role, device, session, action: 'annotation.add', outcome: 'done', at: createdAt,
-        detail: { t, kind: body.kind, subtype: body.subtype ?? null, text: body.text },
+        detail: { t, kind: body.kind, subtype: body.subtype ?? null, text: body.text, ...(body.reason !== undefined ? { reason: body.reason } : {}) },
       });
       const info = this.insert!.run(device, session, t, body.kind, body.subtype ?? null, body.text, actor.user, actor.role, createdAt, rec.id);
       return {

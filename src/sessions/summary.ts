@@ -22,9 +22,33 @@ const U32 = 2 ** 32;
 const RESTART_BELOW = 1_000;
 const WRAP_MARGIN = 2 ** 20;
 
-/** Min / mean / max per channel and the time TR spent within STR ± 0.5 °C, fed in (t, seq) order. */
+/** Min / mean / max of one channel: valid readings, and faults (null) counted apart. */
+export class ChannelSlot {
+  min = Infinity;
+  max = -Infinity;
+  sum = 0;
+  n = 0;
+  faults = 0;
+
+  push(x: number | null | undefined): void {
+    if (typeof x === 'number' && Number.isFinite(x)) {
+      if (x < this.min) this.min = x;
+      if (x > this.max) this.max = x;
+      this.sum += x;
+      this.n += 1;
+    } else {
+      this.faults += 1;
+    }
+  }
+}
+
+/**
+ * Min / mean / max per channel and the time TR spent within STR ± 0.5 °C, fed in (t, seq) order: a sample at a
+ * time (`add`), or value by value (`slot(key).push(x)` for each channel, then `endSample`), which lets the
+ * perfusion record feed values it reads without building an object per sample.
+ */
 export class ChannelAccumulator {
-  private readonly stats = new Map<string, { min: number; max: number; sum: number; n: number; faults: number }>();
+  private readonly stats = new Map<string, ChannelSlot>();
   private setpoint: number | null = null;
   /** The previous sample's TR reading, as it stands until the next sample. */
   private prev: { t: number; inBand: boolean | null } | null = null;
@@ -32,31 +56,29 @@ export class ChannelAccumulator {
   private inBandMs = 0;
 
   add(t: number, v: ChannelValues): void {
-    for (const key in v) {
-      const x = v[key];
-      let s = this.stats.get(key);
-      if (!s) this.stats.set(key, (s = { min: Infinity, max: -Infinity, sum: 0, n: 0, faults: 0 }));
-      if (typeof x === 'number' && Number.isFinite(x)) {
-        if (x < s.min) s.min = x;
-        if (x > s.max) s.max = x;
-        s.sum += x;
-        s.n += 1;
-      } else {
-        s.faults += 1;
-      }
-    }
+    for (const key in v) this.slot(key).push(v[key]);
+    this.endSample(t, 'TR' in v ? v.TR : undefined, v.STR);
+  }
+
+  /** The statistics of a channel (created at its first value). */
+  slot(key: string): ChannelSlot {
+    let s = this.stats.get(key);
+    if (!s) this.stats.set(key, (s = new ChannelSlot()));
+    return s;
+  }
+
+  /** Closes a sample at device time `t` whose TR and STR were `tr` and `str` (undefined: absent from it). */
+  endSample(t: number, tr: number | null | undefined, str: number | null | undefined): void {
     if (this.prev && this.prev.inBand !== null) {
       const dt = Math.min(Math.max(0, t - this.prev.t), SAMPLE_GAP_CAP_MS);
       this.coveredMs += dt;
       if (this.prev.inBand) this.inBandMs += dt;
     }
-    const str = v.STR;
     if (typeof str === 'number' && Number.isFinite(str)) this.setpoint = str;
     // ICD §1: an absent key was not measured (no claim either way); `!` (null) is a fault, which cannot
     // show the reactor was in band, so it counts against it: the safe reading.
     let inBand: boolean | null = null;
-    if ('TR' in v && this.setpoint !== null) {
-      const tr = v.TR;
+    if (tr !== undefined && this.setpoint !== null) {
       inBand = typeof tr === 'number' && Number.isFinite(tr) && Math.abs(tr - this.setpoint) <= TR_BAND_C + 1e-9;
     }
     this.prev = { t, inBand };
@@ -244,9 +266,12 @@ const FINAL: Record<string, (outcome: string) => string> = {
   'command.conflict': () => 'conflict',
 };
 
-/** Commands from the audit trail: one item per cmd_id (its final outcome), one per refused request. */
-export function commandSummary(audit: AuditRow[]): SessionSummary['commands'] {
-  const items: CommandSummary[] = [];
+/**
+ * Commands from the audit trail: one item per cmd_id (its final outcome), one per refused request, each with the
+ * `command.requested` record it came from (the perfusion record also shows its role and reason).
+ */
+export function commandRequests<A extends AuditRow>(audit: A[]): Array<{ item: CommandSummary; request: A }> {
+  const out: Array<{ item: CommandSummary; request: A }> = [];
   const byId = new Map<string, CommandSummary>();
   for (const rec of audit) {
     if (!rec.action.startsWith('command.')) continue;
@@ -258,7 +283,7 @@ export function commandSummary(audit: AuditRow[]): SessionSummary['commands'] {
       const item: CommandSummary = {
         at: rec.at, cmdId, verb, args, user: rec.user, outcome: rec.outcome === 'refused' ? 'refused' : 'pending',
       };
-      items.push(item);
+      out.push({ item, request: rec });
       if (cmdId) byId.set(cmdId, item);
       continue;
     }
@@ -266,6 +291,12 @@ export function commandSummary(audit: AuditRow[]): SessionSummary['commands'] {
     const item = cmdId ? byId.get(cmdId) : undefined;
     if (final && item) item.outcome = final(rec.outcome);
   }
+  return out;
+}
+
+/** Commands from the audit trail: one item per cmd_id (its final outcome), one per refused request. */
+export function commandSummary(audit: AuditRow[]): SessionSummary['commands'] {
+  const items = commandRequests(audit).map((c) => c.item);
   const byOutcome: Record<string, number> = {};
   for (const i of items) byOutcome[i.outcome] = (byOutcome[i.outcome] ?? 0) + 1;
   return { total: items.length, byOutcome, items };

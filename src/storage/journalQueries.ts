@@ -38,7 +38,11 @@ interface TelemetryRow {
   v: string;
 }
 
-/** Samples of one device in [from, to) strictly after `after`, in (t, seq) order. */
+/**
+ * Samples of one device in [from, to) strictly after `after`, in (t, seq) order. The index range starts at
+ * `after.t`: with `t >= from` as its lower bound instead, SQLite walks every earlier row of the range again on
+ * each page, and reading a 24-hour session page by page took minutes instead of seconds.
+ */
 export function telemetryPage(
   db: Db, deviceId: string, range: TimeRange, after: TelemetryKey | null, limit: number,
 ): TelemetrySample[] {
@@ -47,12 +51,26 @@ export function telemetryPage(
       ? db.prepare(
         `SELECT session, seq, t, rx, v FROM telemetry WHERE device = ? AND t >= ? AND t < ?
            AND (t, seq) > (?, ?) ORDER BY t, seq LIMIT ?`,
-      ).all(deviceId, range.from, range.to, after.t, after.seq, limit)
+      ).all(deviceId, Math.max(range.from, after.t), range.to, after.t, after.seq, limit)
       : db.prepare(
         'SELECT session, seq, t, rx, v FROM telemetry WHERE device = ? AND t >= ? AND t < ? ORDER BY t, seq LIMIT ?',
       ).all(deviceId, range.from, range.to, limit)
   ) as TelemetryRow[];
   return rows.map((r) => ({ deviceId, sessionId: r.session, seq: r.seq, t: r.t, rx: r.rx, v: decodeValues(r.v) }));
+}
+
+/** One stored sample as read for a pass over a whole session: device time, seq, gateway time, values as stored (JSON). */
+export type TelemetryTextRow = [t: number, seq: number, rx: number, v: string];
+
+/** Like telemetryPage, without decoding: [t, seq, rx, v] rows, for callers that read the values themselves. */
+export function telemetryTextPage(
+  db: Db, deviceId: string, range: TimeRange, after: TelemetryKey | null, limit: number,
+): TelemetryTextRow[] {
+  return (after
+    ? db.prepare(`SELECT t, seq, rx, v FROM telemetry WHERE device = ? AND t >= ? AND t < ? AND (t, seq) > (?, ?)
+        ORDER BY t, seq LIMIT ?`).raw(true).all(deviceId, Math.max(range.from, after.t), range.to, after.t, after.seq, limit)
+    : db.prepare('SELECT t, seq, rx, v FROM telemetry WHERE device = ? AND t >= ? AND t < ? ORDER BY t, seq LIMIT ?')
+      .raw(true).all(deviceId, range.from, range.to, limit)) as TelemetryTextRow[];
 }
 
 /** Keeps the named channels of a raw sample: a fault stays null, an unmeasured channel stays absent. */

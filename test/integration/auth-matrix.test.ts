@@ -57,11 +57,14 @@ const POLICY: Readonly<Record<string, RouteAccess>> = Object.fromEntries(Object.
     'GET /api/devices/:id/sessions', 'GET /api/devices/:id/alarm-history', 'GET /api/alarms', 'GET /api/alarms/:id',
     'GET /api/alarms/history', 'GET /api/alarms/profile', 'GET /api/annotations', 'GET /api/sessions',
     'GET /api/sessions/:id', 'GET /api/sessions/:id/summary',
+    'GET /api/sessions/:id/record', // the perfusion record: what it says, its hash, signatures, amendments
+    'GET /api/sessions/:id/record.pdf', // the same as a PDF
   ],
   operator: [
     'POST /api/devices/:id/commands', 'POST /api/devices/:id/annotations', 'POST /api/devices/:id/audio-pause',
     'POST /api/alarms/:id/ack', 'POST /api/alarms/:id/shelve', 'POST /api/alarms/:id/unshelve',
     'PUT /api/sessions/:id/participant', // the study code, set by the operator, audited
+    'POST /api/sessions/:id/signatures', // the record's electronic signature, with the signer's signing password
   ],
   engineer: [
     'GET /api/audit', 'POST /api/alarms/:id/out-of-service', 'POST /api/alarms/:id/return-to-service',

@@ -111,4 +111,37 @@ describe('annotations', () => {
     expect(r.statusCode).toBe(500);
     expect(store.query()).toEqual([]);
   });
+
+  it('takes an optional reason into the audit detail, and requires one once the session\'s record is signed', async () => {
+    const plain = await post({ kind: 'note', text: 'before signing' });
+    expect(plain.statusCode).toBe(201);
+    expect(audit.query().at(-1)!.detail).toEqual({ t: T0, kind: 'note', subtype: null, text: 'before signing' });
+    const withReason = await post({ kind: 'note', text: 'late entry', reason: '  transcribed from the paper chart  ' });
+    expect(withReason.statusCode).toBe(201);
+    expect(audit.query().at(-1)!.detail).toMatchObject({ reason: 'transcribed from the paper chart' });
+    expect((await post({ kind: 'note', text: 'x', reason: '' })).statusCode).toBe(400);
+    expect((await post({ kind: 'note', text: 'x', reason: 'r'.repeat(501) })).json().issues[0].path).toBe('reason');
+    expect((await post({ kind: 'note', text: 'x', reason: 'bad\u202Ereason' })).json().issues[0].path).toBe('reason');
+
+    // Another console's signature of a session with the same id does not count; this console's does.
+    audit.append({ user: 'nurse2', role: 'operator', device: 'MSC-0002', session: 'S-1', action: 'record.signed', outcome: 'signed', detail: {} });
+    expect((await post({ kind: 'note', text: 'still unsigned here' })).statusCode).toBe(201);
+    audit.append({ user: 'nurse1', role: 'operator', device: 'MSC-0001', session: 'S-1', action: 'record.signed', outcome: 'signed',
+      detail: { sessionKey: 1, meaning: 'authored', recordSha256: 'a'.repeat(64), printedName: 'Ann Nurse' } });
+    const count = store.query().length;
+    const refused = await post({ kind: 'adverse_event', subtype: 'fever', text: 'fever noted after the end' });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json()).toMatchObject({ error: 'bad_request', issues: [{ path: 'reason', message: expect.stringMatching(/^required: the record of session S-1 on MSC-0001 is signed/) }] });
+    expect(store.query()).toHaveLength(count);
+    const amended = await post({ kind: 'adverse_event', subtype: 'fever', text: 'fever noted after the end', reason: 'reported by the ward after signing' });
+    expect(amended.statusCode).toBe(201);
+    expect(audit.query().at(-1)).toMatchObject({ action: 'annotation.add', detail: { reason: 'reported by the ward after signing' } });
+  });
+
+  it('refuses a reasonless annotation of a signed session in the store too (a signature landing after the route checked)', () => {
+    audit.append({ user: 'nurse1', role: 'operator', device: 'MSC-0001', session: 'S-1', action: 'record.signed', outcome: 'signed', detail: {} });
+    expect(() => store.add('MSC-0001', 'S-1', T0, { kind: 'note', text: 'x' }, { user: 'nurse1', role: 'operator' }))
+      .toThrow(expect.objectContaining({ code: 'bad_request', issues: [expect.objectContaining({ path: 'reason' })] }));
+    expect(store.add('MSC-0001', null, T0, { kind: 'note', text: 'no session' }, { user: 'nurse1', role: 'operator' }).session).toBeNull();
+  });
 });
