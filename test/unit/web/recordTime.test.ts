@@ -1,5 +1,6 @@
 /** The record page's site-time formatting (web/src/recordTime.ts): same format as the server's `atLocal`, DST-correct. */
 import { describe, expect, it } from 'vitest';
+import { formatLocal } from '../../../src/record/time.js';
 import { utc, zoned } from '../../../web/src/recordTime.js';
 
 describe('record page times', () => {
@@ -14,6 +15,14 @@ describe('record page times', () => {
     // Sub-second instants keep their second (never rounded up into the next one).
     expect(zoned(Date.UTC(2026, 0, 1, 0, 0, 0) + 999, 'UTC')).toBe('2026-01-01 00:00:00 +00:00');
     expect(zoned(Date.UTC(2026, 0, 1, 0, 0, 0) - 1, 'Asia/Kolkata')).toBe('2026-01-01 05:29:59 +05:30');
+  });
+
+  it('reads exactly like the server\'s local times (signatures\' atLocal, the PDF)', () => {
+    const zones = ['Europe/Amsterdam', 'America/New_York', 'Asia/Kolkata', 'Australia/Lord_Howe', 'UTC'];
+    // Every 7 h 13 min 17.5 s through 2026: both DST changes of each zone are crossed.
+    for (let ms = Date.UTC(2026, 0, 1); ms < Date.UTC(2027, 0, 1); ms += 26_037_500) {
+      for (const z of zones) expect(zoned(ms, z), `${new Date(ms).toISOString()} ${z}`).toBe(formatLocal(ms, z));
+    }
   });
 
   it('falls back to UTC for an unknown zone and shows a dash for no time', () => {
