@@ -236,7 +236,15 @@ describe('perfusion record page (fixture record)', () => {
     expect(second.suggestedFilename()).toBe(`${DEVICE}_${SESSION}_record.pdf`);
     await expect.poll(() => page.locator('.record-view > .cmd-result').getAttribute('data-kind')).toBe('rej');
     expect(await page.locator('.record-view > .cmd-result').innerText()).toContain('NEWER version of the record');
-    expect(unexpected(page)).toEqual([]);
+
+    // Two PDFs are being made already: the gateway says busy, and the page when to try again.
+    await page.unroute(`**/api/sessions/${SESSION}/record.pdf?*`);
+    await page.route(`**/api/sessions/${SESSION}/record.pdf?*`, (route) => route.fulfill({
+      status: 503, contentType: 'application/json', headers: { 'retry-after': '7' }, body: JSON.stringify({ error: 'busy', message: 'two record PDFs are being made' }),
+    }));
+    await page.click('[data-action="pdf"]');
+    await expect.poll(() => page.locator('.record-view > .cmd-result').innerText()).toBe('PDF not downloaded: the gateway is making other PDFs; try again in 7 s.');
+    expect(unexpected(page, [/^503 GET .*\/record\.pdf$/])).toEqual([]);
   });
 
   it('offers no signing while the session runs, and says why', async () => {

@@ -248,7 +248,11 @@ export class RecordPage implements View {
         outcome(this.note, 'ok', `PDF downloaded (record SHA-256 ${short(pdfHash ?? this.view?.sha256 ?? '')}).`);
       }
     } catch (err) {
-      outcome(this.note, 'err', `PDF not downloaded: ${err instanceof ApiError ? `${err.status}: ${err.message}` : String(err)}`);
+      const busy = err instanceof ApiError && (err.body as { error?: string } | null)?.error === 'busy';
+      const wait = err instanceof ApiError ? Number(err.headers?.get('retry-after')) : NaN;
+      outcome(this.note, 'err', busy
+        ? `PDF not downloaded: the gateway is making other PDFs; try again${Number.isFinite(wait) && wait > 0 ? ` in ${wait} s` : ' shortly'}.`
+        : `PDF not downloaded: ${err instanceof ApiError ? `${err.status}: ${err.message}` : String(err)}`);
     }
   }
 
