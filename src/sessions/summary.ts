@@ -9,7 +9,7 @@ import type {
   AlarmRuleSummary, ChannelStats, CommandSummary, SessionRecord, SessionSummary,
 } from './types.js';
 
-/** Issue 7: "percent of time TR stayed within setpoint +/- 0.5 C". */
+/** Percent of the covered time TR stayed within its setpoint (STR) +/- 0.5 °C. */
 export const TR_BAND_C = 0.5;
 /**
  * Longest interval one sample stands for. A longer gap is lost or unmeasured time: it counts neither

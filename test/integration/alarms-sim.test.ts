@@ -49,7 +49,7 @@ interface CommLossSeen {
 }
 
 /**
- * Issue 3: COMM_LOSS after max(3 s, 3 telemetry periods) of silence; at these consoles' rates (5-10 Hz) the 3 s
+ * COMM_LOSS after max(3 s, 3 telemetry periods) of silence; at these consoles' rates (5-10 Hz) the 3 s
  * floor. How soon after that it is raised (by the 1 s technical tick, or the device model's 250 ms silence check,
  * or at once on a transport's link loss: within 4 s) is timer latency, proven on an injected clock in
  * test/unit/alarms/technical.test.ts ("COMM_LOSS ...") and test/unit/model/deviceHub.test.ts ("marks the link lost

@@ -44,7 +44,7 @@ function servedRoutes(tree: string, resolveWildcard: (method: string, url: strin
 }
 
 /**
- * Issue 5's roles, stated here independently of the table so that lowering a route's role in the table
+ * The roles of docs/security.md, stated here independently of the table so that lowering a route's role in the table
  * fails this test: viewer sees live data and history; operator (the perfusionist) acts on alarms, sends
  * commands and writes annotations; engineer reads the audit trail, takes alarms out of service, replays and
  * exports, changes limits and rules.
