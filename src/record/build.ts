@@ -9,7 +9,8 @@
  * Telemetry is read once (telemetryPass.ts) for the channel statistics, the TR band time, the trend buckets and,
  * in the usual case, completeness: a 24-hour session at 25 Hz is 2.16 million rows, never in memory at once. For an
  * ended session that result is kept in the journal and used again while the session's rows are unchanged
- * (telemetryCache.ts): the record of a long session costs its pass once.
+ * (telemetryCache.ts): the record of a long session costs its pass once. A running session's pass is kept up to
+ * date in the background (checkpoint.ts), so the first record after it ends reads only the rows since its checkpoint.
  */
 import type { AlarmTransition } from '../alarms/types.js';
 import { SessionReader } from '../sessions/reader.js';
@@ -18,7 +19,8 @@ import type { SessionRecord } from '../sessions/types.js';
 import type { Db } from '../storage/schema.js';
 import { consoleHelloFor } from './consoleInfo.js';
 import { keep, readKept, telemetryFingerprint } from './telemetryCache.js';
-import { telemetryPass, trendBucketMs } from './telemetryPass.js';
+import { telemetryPassFromCheckpoint } from './checkpoint.js';
+import { trendBucketMs } from './telemetryPass.js';
 import {
   RECORD_FORMAT, RECORD_VERSION, type PerfusionRecord, type RecordAlarmRow, type RecordCommandRow,
 } from './types.js';
@@ -89,7 +91,7 @@ export async function buildPerfusionRecord(db: () => Db, rec: SessionRecord, opt
   const fingerprint = rec.endedAt === null ? null : telemetryFingerprint(db(), rec, now, bucketMs);
   let pass = fingerprint === null ? null : readKept(db(), rec, fingerprint, now);
   if (!pass) {
-    pass = await telemetryPass(db, reader, rec, now, bucketMs);
+    pass = await telemetryPassFromCheckpoint(db, reader, rec, now, bucketMs);
     if (fingerprint !== null) keep(db(), rec, fingerprint, pass, now);
   }
   const alarms = reader.alarms(rec, now);

@@ -212,6 +212,11 @@ export class TrendAccumulator {
     this.seen = channels.map(() => false);
   }
 
+  /** The fold level of the kept buckets (TREND_FOLD_MS). */
+  get level(): number {
+    return this.top;
+  }
+
   /** Kept buckets (bounded by `coarsen`). */
   get kept(): number {
     return this.closed.length;
@@ -406,6 +411,10 @@ export interface AdvanceOptions {
   rxBefore?: number;
   /** Stop after about this many rows (at a page boundary). */
   maxRows?: number;
+  /** Rows per page (PAGE_ROWS); the pass yields between pages. */
+  pageRows?: number;
+  /** Asked between pages: true stops the advance there (a gateway shutting down). */
+  shouldStop?: () => boolean;
 }
 
 /**
@@ -509,13 +518,14 @@ export class TelemetryPassState {
     const channels = this.channels;
     const trends = this.trends;
     let rows = 0;
+    const limit = opts.pageRows ?? PAGE_ROWS;
     for (;;) {
       const k = this.key;
       const page = (k
         ? db().prepare(`SELECT id, t, seq, rx, v FROM telemetry WHERE device = ? AND t >= ? AND t < ? AND (t, seq) > (?, ?)
-            ORDER BY t, seq LIMIT ?`).raw(true).all(this.device, Math.max(this.from, k.t), to, k.t, k.seq, PAGE_ROWS)
+            ORDER BY t, seq LIMIT ?`).raw(true).all(this.device, Math.max(this.from, k.t), to, k.t, k.seq, limit)
         : db().prepare('SELECT id, t, seq, rx, v FROM telemetry WHERE device = ? AND t >= ? AND t < ? ORDER BY t, seq LIMIT ?')
-          .raw(true).all(this.device, this.from, to, PAGE_ROWS)) as Array<[number, number, number, number, string]>;
+          .raw(true).all(this.device, this.from, to, limit)) as Array<[number, number, number, number, string]>;
       for (const [id, t, seq, rx, text] of page) {
         if (opts.rxBefore !== undefined && rx >= opts.rxBefore) return { rows, done: true };
         const seqs = this.seqs;
@@ -561,9 +571,10 @@ export class TelemetryPassState {
         mark(this.telemetry, id);
         rows++;
       }
-      if (page.length < PAGE_ROWS) return { rows, done: true };
+      if (page.length < limit) return { rows, done: true };
       if (opts.maxRows !== undefined && rows >= opts.maxRows) return { rows, done: false };
       await nextTurn();
+      if (opts.shouldStop?.()) return { rows, done: false };
     }
   }
 
