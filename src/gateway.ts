@@ -460,6 +460,7 @@ export class Gateway {
     }
     this.journal?.registerMetrics(r);
     this.forwarder?.registerMetrics(r);
+    this.recordCheckpointer?.registerMetrics(r);
     const perTransport = (value: (s: ReturnType<Transport['status']>) => number) => () =>
       this.transports.map((t) => t.status()).map((s) => [{ kind: s.kind, source: s.source }, value(s)] as const);
     gauge(r, { name: 'msc_transport_up', help: '1 when the transport is connected.', labelNames: ['kind', 'source'], read: perTransport((s) => (s.up ? 1 : 0)) });

@@ -19,6 +19,7 @@ import { deviceRange, type SessionReader } from '../sessions/reader.js';
 import { readRecords, rowToRecord, tableExists, type RecordRow } from '../sessions/records.js';
 import type { SessionRecord } from '../sessions/types.js';
 import type { Db } from '../storage/schema.js';
+import { counter, type Registry } from '../metrics.js';
 import { systemClock, type Clock, type TimerHandle } from '../util/clock.js';
 import {
   foldLevel, TelemetryPassState, trendBucketMs, type RowMark, type SavedPass, type TelemetryPassResult,
@@ -191,6 +192,18 @@ export class RecordCheckpointer {
     await this.running?.catch(() => {});
   }
 
+  registerMetrics(registry: Registry): void {
+    const c = (name: string, help: string, read: () => number) => counter(registry, { name, help, read });
+    c('msc_record_checkpoint_rows_total', 'Telemetry rows read into running sessions\' record checkpoints.', () => this.stats.rows);
+    c('msc_record_checkpoint_saves_total', 'Record telemetry checkpoints saved in the journal.', () => this.stats.saved);
+    c('msc_record_checkpoint_restarts_total', 'Record checkpoints dropped because rows changed inside them (late rows); the pass starts again.', () => this.stats.restarts);
+    c('msc_record_checkpoint_failures_total', 'Record checkpoint turns that failed (logged); the record then reads more rows at the end.', () => this.stats.failed);
+    counter(registry, {
+      name: 'msc_record_telemetry_passes_total', help: 'Record telemetry passes, by where they started: a checkpoint (the tail read) or the first row.',
+      labelNames: ['from'], read: () => [[{ from: 'checkpoint' }, passStats.restored], [{ from: 'start' }, passStats.fromStart]] as const,
+    });
+  }
+
   private schedule(ms: number): void {
     if (this.stopped || this.timer) return;
     this.timer = this.clock.setTimeout(() => {
@@ -247,12 +260,11 @@ export class RecordCheckpointer {
     const rxBefore = this.opts.now() - (this.opts.lagMs ?? CHECKPOINT_LAG_MS);
     for (;;) {
       const r = await state.advance(handle, { to, rxBefore, maxRows: this.opts.chunkRows ?? CHECKPOINT_CHUNK_ROWS, pageRows: this.opts.pageRows, shouldStop: () => this.stopped,
+        // The chart's width can only grow with the session: the buckets are kept at the widest base it can still use.
+        runningSince: rec.startedAt,
       });
       if (this.stopped) return;
       this.stats.rows += r.rows;
-      // The chart's width can only grow with the session: keep the buckets at the widest base it can still use.
-      const lastT = state.key?.t ?? rec.startedAt;
-      state.trends.coarsen(foldLevel(trendBucketMs(rec.startedAt, Math.max(rec.startedAt, lastT))));
       if (r.rows > 0 || loaded.invalid || !loaded.state) {
         if (saveCheckpoint(handle(), rec, state, this.opts.now())) {
           this.stats.saved += 1;

@@ -171,10 +171,12 @@ export class ValueScanner {
 /** One bucket of the trend channels: min, max, sum and count of valid values per channel. */
 interface Bucket {
   start: number;
-  min: Float64Array;
-  max: Float64Array;
-  sum: Float64Array;
-  n: Float64Array;
+  // Plain arrays, not Float64Array: a bucket a second is made, and typed arrays this size live outside the V8 heap
+  // (malloc), which made the gateway's RSS grow by the hundred MB over a day's pass.
+  min: number[];
+  max: number[];
+  sum: number[];
+  n: number[];
 }
 
 type SavedBucket = [number, ExactNumber[], ExactNumber[], ExactNumber[], number[]];
@@ -309,8 +311,7 @@ export class TrendAccumulator {
   static restore(saved: SavedTrends): TrendAccumulator {
     const a = new TrendAccumulator(saved.channels);
     const b = (x: SavedBucket): Bucket => ({
-      start: x[0], min: Float64Array.from(decAll(x[1])), max: Float64Array.from(decAll(x[2])),
-      sum: Float64Array.from(decAll(x[3])), n: Float64Array.from(x[4]),
+      start: x[0], min: decAll(x[1]), max: decAll(x[2]), sum: decAll(x[3]), n: x[4].map(Number),
     });
     saved.seen.forEach((v, i) => { a.seen[i] = v; });
     a.top = saved.top;
@@ -323,8 +324,8 @@ export class TrendAccumulator {
   private bucket(start: number): Bucket {
     const c = this.channels.length;
     return {
-      start, min: new Float64Array(c).fill(Infinity), max: new Float64Array(c).fill(-Infinity),
-      sum: new Float64Array(c), n: new Float64Array(c),
+      start, min: new Array<number>(c).fill(Infinity), max: new Array<number>(c).fill(-Infinity),
+      sum: new Array<number>(c).fill(0), n: new Array<number>(c).fill(0),
     };
   }
 
@@ -415,6 +416,12 @@ export interface AdvanceOptions {
   pageRows?: number;
   /** Asked between pages: true stops the advance there (a gateway shutting down). */
   shouldStop?: () => boolean;
+  /**
+   * A running session's start: after each page the kept trend buckets are folded to the widest base the session can
+   * still be charted with (trendBucketMs from its start to the last row passed), which bounds them; the numbers do
+   * not change.
+   */
+  runningSince?: number;
 }
 
 /**
@@ -518,6 +525,8 @@ export class TelemetryPassState {
     const channels = this.channels;
     const trends = this.trends;
     let rows = 0;
+    let lastT = 0;
+    let lastSeq = 0;
     const limit = opts.pageRows ?? PAGE_ROWS;
     for (;;) {
       const k = this.key;
@@ -526,8 +535,12 @@ export class TelemetryPassState {
             ORDER BY t, seq LIMIT ?`).raw(true).all(this.device, Math.max(this.from, k.t), to, k.t, k.seq, limit)
         : db().prepare('SELECT id, t, seq, rx, v FROM telemetry WHERE device = ? AND t >= ? AND t < ? ORDER BY t, seq LIMIT ?')
           .raw(true).all(this.device, this.from, to, limit)) as Array<[number, number, number, number, string]>;
+      let inPage = 0;
       for (const [id, t, seq, rx, text] of page) {
-        if (opts.rxBefore !== undefined && rx >= opts.rxBefore) return { rows, done: true };
+        if (opts.rxBefore !== undefined && rx >= opts.rxBefore) {
+          if (inPage > 0) this.key = { t: lastT, seq: lastSeq };
+          return { rows, done: true };
+        }
         const seqs = this.seqs;
         if (seqs) {
           if (rx < this.lastRx || (rx === this.lastRx && seq < this.lastSeq)) {
@@ -567,9 +580,15 @@ export class TelemetryPassState {
           str = v.STR;
         }
         channels.endSample(t, tr, str);
-        this.key = { t, seq };
+        lastT = t;
+        lastSeq = seq;
         mark(this.telemetry, id);
         rows++;
+        inPage++;
+      }
+      if (inPage > 0) this.key = { t: lastT, seq: lastSeq };
+      if (opts.runningSince !== undefined && this.key) {
+        this.trends.coarsen(foldLevel(trendBucketMs(opts.runningSince, Math.max(opts.runningSince, this.key.t))));
       }
       if (page.length < limit) return { rows, done: true };
       if (opts.maxRows !== undefined && rows >= opts.maxRows) return { rows, done: false };
