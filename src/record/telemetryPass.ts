@@ -532,9 +532,11 @@ export class TelemetryPassState {
       const k = this.key;
       const page = (k
         ? db().prepare(`SELECT id, t, seq, rx, v FROM telemetry WHERE device = ? AND t >= ? AND t < ? AND (t, seq) > (?, ?)
-            ORDER BY t, seq LIMIT ?`).raw(true).all(this.device, Math.max(this.from, k.t), to, k.t, k.seq, limit)
+            ORDER BY t, seq LIMIT ?`).raw(true).iterate(this.device, Math.max(this.from, k.t), to, k.t, k.seq, limit)
         : db().prepare('SELECT id, t, seq, rx, v FROM telemetry WHERE device = ? AND t >= ? AND t < ? ORDER BY t, seq LIMIT ?')
-          .raw(true).all(this.device, this.from, to, limit)) as Array<[number, number, number, number, string]>;
+          .raw(true).iterate(this.device, this.from, to, limit)) as IterableIterator<[number, number, number, number, string]>;
+      // Row by row, not the page as an array: each row then dies young, where a page of rows held through the
+      // garbage collector's young-generation passes was promoted and grew the old generation (and the RSS).
       let inPage = 0;
       for (const [id, t, seq, rx, text] of page) {
         if (opts.rxBefore !== undefined && rx >= opts.rxBefore) {
@@ -590,7 +592,7 @@ export class TelemetryPassState {
       if (opts.runningSince !== undefined && this.key) {
         this.trends.coarsen(foldLevel(trendBucketMs(opts.runningSince, Math.max(opts.runningSince, this.key.t))));
       }
-      if (page.length < limit) return { rows, done: true };
+      if (inPage < limit) return { rows, done: true };
       if (opts.maxRows !== undefined && rows >= opts.maxRows) return { rows, done: false };
       await nextTurn();
       if (opts.shouldStop?.()) return { rows, done: false };
