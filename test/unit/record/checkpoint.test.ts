@@ -20,6 +20,7 @@ import { readRecords } from '../../../src/sessions/records.js';
 import { SESSION_SCHEMA } from '../../../src/sessions/recorder.js';
 import type { SessionRecord } from '../../../src/sessions/types.js';
 import { openJournalDb, type Db } from '../../../src/storage/schema.js';
+import { dec, enc } from '../../../src/util/exactJson.js';
 import { waitFor } from '../../helpers/waitFor.js';
 
 const T0 = Date.UTC(2026, 0, 5, 7, 0, 0) + 337;
@@ -93,6 +94,16 @@ function end(db: Db, rec: SessionRecord, endedAt: number): SessionRecord {
 
 const roundTrip = (s: TelemetryPassState) => TelemetryPassState.restore(JSON.parse(JSON.stringify(s.save())) as SavedPass)!;
 
+describe('exact JSON numbers', () => {
+  it('reads back every double as the same double, -0 and the infinities included', () => {
+    for (const x of [0, -0, 1.1, -37.25, 0.1 + 0.2, 5e-324, 1.7976931348623157e308, Infinity, -Infinity, 2 ** 53 + 2]) {
+      expect(Object.is(dec(JSON.parse(JSON.stringify(enc(x)))), x), String(x)).toBe(true);
+    }
+    expect(Number.isNaN(dec(JSON.parse(JSON.stringify(enc(NaN)))))).toBe(true);
+    expect(() => dec('1.5')).toThrow(/not a saved number/);
+  });
+});
+
 describe('resumable telemetry pass', () => {
   const shapes: Array<Shape & { chunk: number }> = [
     { device: 'MSC-SHORT', rows: 1_200, stepMs: 40, chunk: 97 }, // 1 s buckets
@@ -135,8 +146,6 @@ describe('resumable telemetry pass', () => {
   }
 
   it('a trend mean is the fold of 1 s sums in time order, whichever way the pass went', () => {
-    const db = journal();
-    void db;
     // Values whose sum depends on the order of the additions: the fold gives one fixed order.
     const state = TelemetryPassState.fresh('MSC-X', T0);
     const i = state.trends.channels.indexOf('QB');
