@@ -39,6 +39,7 @@ import { addProcessMetrics, counter, gauge, Registry } from './metrics.js';
 import { DeviceHub } from './model/deviceHub.js';
 import { ConsoleInfoStore } from './record/consoleInfo.js';
 import { RecordService } from './record/service.js';
+import { RecordCheckpointer } from './record/checkpoint.js';
 import { RecordWarmer } from './record/warmer.js';
 import { SignatureService } from './record/signing.js';
 import { SigningPasswordStore } from './record/signingPasswords.js';
@@ -101,6 +102,8 @@ export class Gateway {
   readonly recordService: RecordService | null;
   /** Builds each session's record shortly after it ends, so a long session's record is ready when asked for. */
   private readonly recordWarmer: RecordWarmer | null;
+  /** Keeps running sessions' record telemetry checkpoints (src/record/checkpoint.ts). */
+  readonly recordCheckpointer: RecordCheckpointer | null;
   /** InfluxDB points for the fleet dashboard; null without InfluxDB. */
   readonly fleetStatus: FleetStatusWriter | null;
   /**
@@ -235,6 +238,11 @@ export class Gateway {
         },
       })
       : null;
+    this.recordCheckpointer = this.journal
+      ? new RecordCheckpointer({
+        database: () => this.journal!.database(), now, clock, logger: log.child({ module: 'record-checkpoints' }),
+      })
+      : null;
     this.signingPasswords = new SigningPasswordStore({ dataDir: config.dataDir, logger: log.child({ module: 'signing-passwords' }), now });
     this.signatures = new SignatureService({
       db: null, audit, passwords: this.signingPasswords, current: (rec) => this.records().current(rec), now,
@@ -315,6 +323,7 @@ export class Gateway {
     }));
     this.auditor.start();
     this.recordWarmer?.start();
+    this.recordCheckpointer?.start();
     this.commands.start();
     this.hub.start();
 
@@ -375,6 +384,7 @@ export class Gateway {
     await step('auditor', () => this.auditor.stop());
     await step('pending-audit', () => this.pendingAudit.stop());
     await step('record-warmer', () => this.recordWarmer?.stop());
+    await step('record-checkpoints', () => this.recordCheckpointer?.stop());
     await step('stores', () => this.stores.stop()); // logs each store's own failure and goes on
     await step('replay', () => this.replay.stop()); // reads the journal: ends before it closes
     await step('journal', () => this.journal?.stop());
@@ -450,6 +460,7 @@ export class Gateway {
     }
     this.journal?.registerMetrics(r);
     this.forwarder?.registerMetrics(r);
+    this.recordCheckpointer?.registerMetrics(r);
     const perTransport = (value: (s: ReturnType<Transport['status']>) => number) => () =>
       this.transports.map((t) => t.status()).map((s) => [{ kind: s.kind, source: s.source }, value(s)] as const);
     gauge(r, { name: 'msc_transport_up', help: '1 when the transport is connected.', labelNames: ['kind', 'source'], read: perTransport((s) => (s.up ? 1 : 0)) });

@@ -9,7 +9,8 @@
  * Telemetry is read once (telemetryPass.ts) for the channel statistics, the TR band time, the trend buckets and,
  * in the usual case, completeness: a 24-hour session at 25 Hz is 2.16 million rows, never in memory at once. For an
  * ended session that result is kept in the journal and used again while the session's rows are unchanged
- * (telemetryCache.ts): the record of a long session costs its pass once.
+ * (telemetryCache.ts): the record of a long session costs its pass once. A running session's pass is kept up to
+ * date in the background (checkpoint.ts), so the first record after it ends reads only the rows since its checkpoint.
  */
 import type { AlarmTransition } from '../alarms/types.js';
 import { SessionReader } from '../sessions/reader.js';
@@ -18,7 +19,8 @@ import type { SessionRecord } from '../sessions/types.js';
 import type { Db } from '../storage/schema.js';
 import { consoleHelloFor } from './consoleInfo.js';
 import { keep, readKept, telemetryFingerprint } from './telemetryCache.js';
-import { telemetryPass } from './telemetryPass.js';
+import { telemetryPassFromCheckpoint } from './checkpoint.js';
+import { trendBucketMs } from './telemetryPass.js';
 import {
   RECORD_FORMAT, RECORD_VERSION, type PerfusionRecord, type RecordAlarmRow, type RecordCommandRow,
 } from './types.js';
@@ -31,22 +33,7 @@ export interface BuildOptions {
   now: number;
 }
 
-/** Most points a trend chart gets. */
-export const TREND_MAX_BUCKETS = 1_500;
-/** Round bucket widths, ms, smallest first; the smallest that keeps a chart within TREND_MAX_BUCKETS is used. */
-export const TREND_BUCKET_STEPS_MS: readonly number[] = [
-  1_000, 2_000, 5_000, 10_000, 15_000, 30_000,
-  60_000, 120_000, 300_000, 600_000, 900_000, 1_800_000,
-  3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000, 86_400_000,
-];
-
-/** Bucket width for device times [from, to]: buckets are aligned to the epoch (as history queries are). */
-export function trendBucketMs(from: number, to: number): number {
-  for (const b of TREND_BUCKET_STEPS_MS) {
-    if (Math.floor(to / b) - Math.floor(from / b) + 1 <= TREND_MAX_BUCKETS) return b;
-  }
-  return TREND_BUCKET_STEPS_MS[TREND_BUCKET_STEPS_MS.length - 1];
-}
+export { TREND_BUCKET_STEPS_MS, TREND_MAX_BUCKETS, trendBucketMs } from './telemetryPass.js';
 
 /**
  * One row per raise of an alarm, with what happened to it until its next raise: acknowledgement (first one),
@@ -104,7 +91,7 @@ export async function buildPerfusionRecord(db: () => Db, rec: SessionRecord, opt
   const fingerprint = rec.endedAt === null ? null : telemetryFingerprint(db(), rec, now, bucketMs);
   let pass = fingerprint === null ? null : readKept(db(), rec, fingerprint, now);
   if (!pass) {
-    pass = await telemetryPass(db, reader, rec, now, bucketMs);
+    pass = await telemetryPassFromCheckpoint(db, reader, rec, now, bucketMs);
     if (fingerprint !== null) keep(db(), rec, fingerprint, pass, now);
   }
   const alarms = reader.alarms(rec, now);

@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS record_telemetry_cache (
 /** Sessions whose telemetry results are kept (a 24 h one is about 0.4 MB). */
 export const CACHE_MAX = 32;
 /** Bumped when what the pass computes changes, so older kept results are not used. */
-const FORMAT = 1;
+const FORMAT = 2;
 
 /** What the session's rows are now: for an ended session, equal fingerprints mean equal rows. */
 export function telemetryFingerprint(db: Db, rec: SessionRecord, now: number, bucketMs: number): string {

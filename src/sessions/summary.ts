@@ -5,6 +5,7 @@
  */
 import type { AlarmTransition } from '../alarms/types.js';
 import type { ChannelValues } from '../protocol/types.js';
+import { dec, decAll, enc, encAll, type ExactNumber } from '../util/exactJson.js';
 import type {
   AlarmRuleSummary, ChannelStats, CommandSummary, SessionRecord, SessionSummary,
 } from './types.js';
@@ -84,6 +85,34 @@ export class ChannelAccumulator {
     this.prev = { t, inBand };
   }
 
+  /** The whole state as JSON values; `restore` gives an accumulator that goes on exactly as this one would. */
+  save(): SavedChannels {
+    return {
+      stats: [...this.stats].map(([key, s]) => [key, [enc(s.min), enc(s.max), enc(s.sum), s.n, s.faults]]),
+      setpoint: this.setpoint === null ? null : enc(this.setpoint),
+      prev: this.prev && { t: this.prev.t, inBand: this.prev.inBand },
+      coveredMs: this.coveredMs,
+      inBandMs: this.inBandMs,
+    };
+  }
+
+  static restore(saved: SavedChannels): ChannelAccumulator {
+    const a = new ChannelAccumulator();
+    for (const [key, [min, max, sum, n, faults]] of saved.stats) {
+      const s = a.slot(key);
+      s.min = dec(min);
+      s.max = dec(max);
+      s.sum = dec(sum);
+      s.n = n;
+      s.faults = faults;
+    }
+    a.setpoint = saved.setpoint === null ? null : dec(saved.setpoint);
+    a.prev = saved.prev && { t: saved.prev.t, inBand: saved.prev.inBand };
+    a.coveredMs = saved.coveredMs;
+    a.inBandMs = saved.inBandMs;
+    return a;
+  }
+
   result(): { channels: Record<string, ChannelStats>; trInBandPct: number | null; coveredMs: number } {
     const channels: Record<string, ChannelStats> = {};
     for (const key of [...this.stats.keys()].sort()) {
@@ -98,6 +127,26 @@ export class ChannelAccumulator {
       coveredMs: this.coveredMs,
     };
   }
+}
+
+/** ChannelAccumulator.save(): per channel [min, max, sum, samples, faults]. */
+export interface SavedChannels {
+  stats: Array<[string, [ExactNumber, ExactNumber, ExactNumber, number, number]]>;
+  setpoint: ExactNumber | null;
+  prev: { t: number; inBand: boolean | null } | null;
+  coveredMs: number;
+  inBandMs: number;
+}
+
+/** SeqCompleteness.save(). */
+export interface SavedSeqs {
+  segments: Array<{ min: number; max: number }>;
+  cur: { min: number; max: number } | null;
+  offset: number;
+  lastRaw: number | null;
+  stored: number;
+  restarts: number;
+  t: ExactNumber[];
 }
 
 /** ICD §1: an `S` frame every 5 s as a keep-alive. */
@@ -145,6 +194,26 @@ export class SeqCompleteness {
       if (u < this.cur.min) this.cur.min = u;
       if (u > this.cur.max) this.cur.max = u;
     }
+  }
+
+  /** The whole state as JSON values; `restore` gives a counter that goes on exactly as this one would. */
+  save(): SavedSeqs {
+    return {
+      segments: this.segments.map((g) => ({ ...g })), cur: this.cur && { ...this.cur }, offset: this.offset,
+      lastRaw: this.lastRaw, stored: this.stored, restarts: this.restarts, t: encAll([this.tMin, this.tMax]),
+    };
+  }
+
+  static restore(saved: SavedSeqs): SeqCompleteness {
+    const c = new SeqCompleteness();
+    c.segments = saved.segments.map((g) => ({ min: g.min, max: g.max }));
+    c.cur = saved.cur && { min: saved.cur.min, max: saved.cur.max };
+    c.offset = saved.offset;
+    c.lastRaw = saved.lastRaw;
+    c.stored = saved.stored;
+    c.restarts = saved.restarts;
+    [c.tMin, c.tMax] = decAll(saved.t);
+    return c;
   }
 
   result(): SessionSummary['completeness'] {
