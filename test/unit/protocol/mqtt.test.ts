@@ -28,8 +28,12 @@ describe('parseTopic (ICD §2)', () => {
 
 describe('decodeMqttPayload', () => {
   it('decodes one telemetry object, keeping unknown keys and null as a sensor fault', () => {
-    const r = decode('telemetry', Buffer.from(JSON.stringify({ seq: 4294967295, t: 1, v: { QB: 150.2, PV: null, SpO2: 97 } })));
-    expect(r).toStrictEqual({ frames: [{ type: 'T', seq: 4294967295, t: 1, v: { QB: 150.2, PV: null, SpO2: 97 } }], discards: [] });
+    const text = JSON.stringify({ seq: 4294967295, t: 1, v: { QB: 150.2, PV: null, SpO2: 97 } });
+    const r = decode('telemetry', Buffer.from(text));
+    // `values`: the text the frame's values were parsed from, -1: the payload is the sample itself.
+    expect(r).toStrictEqual({
+      frames: [{ type: 'T', seq: 4294967295, t: 1, v: { QB: 150.2, PV: null, SpO2: 97 } }], discards: [], values: { text, elements: [-1] },
+    });
   });
 
   it('keeps the valid elements of a batch and makes one schema discard per bad element', () => {
@@ -40,6 +44,8 @@ describe('decodeMqttPayload', () => {
     const r = decode('telemetry', JSON.stringify(batch));
     expect(r.frames.map((f) => (f as { seq: number }).seq)).toEqual([1, 2, 3]);
     expect(r.discards).toHaveLength(5);
+    // Each kept frame says which element of the text its values are (the journal's writer thread reads them there).
+    expect(r.values?.elements).toEqual([0, 2, 7]);
     expect(r.discards.every((d) => d.reason === 'schema')).toBe(true);
     expect(r.discards[0].detail).toMatch(/^\[1\] seq/);
   });
@@ -47,7 +53,7 @@ describe('decodeMqttPayload', () => {
   it('accepts batches beyond 100 samples, validating each', () => {
     const batch = Array.from({ length: 250 }, (_, i) => sample(i));
     expect(decode('telemetry', JSON.stringify(batch)).frames).toHaveLength(250);
-    expect(decode('telemetry', '[]')).toStrictEqual({ frames: [], discards: [] });
+    expect(decode('telemetry', '[]')).toStrictEqual({ frames: [], discards: [], values: { text: '[]', elements: [] } });
   });
 
   it('rejects channel keys that are not identifiers (incl. __proto__) and non-number values', () => {
@@ -137,7 +143,8 @@ describe('encodeMqttPayload round trips', () => {
 
   it.each(frames)('$type', (f) => {
     const payload = encodeMqttPayload(f as Parameters<typeof encodeMqttPayload>[0]);
-    expect(decode(KIND[f.type], payload)).toStrictEqual({ frames: [f], discards: [] });
+    const values = f.type === 'T' ? { values: { text: payload, elements: [-1] } } : {};
+    expect(decode(KIND[f.type], payload)).toStrictEqual({ frames: [f], discards: [], ...values });
   });
 
   it('uses the ICD §2 field names', () => {
@@ -149,7 +156,8 @@ describe('encodeMqttPayload round trips', () => {
 
   it('encodes a telemetry batch as an array', () => {
     const batch = [1, 2, 3].map((seq) => ({ type: 'T' as const, ...sample(seq) }));
-    expect(decode('telemetry', encodeMqttPayload(batch))).toStrictEqual({ frames: batch, discards: [] });
+    const text = encodeMqttPayload(batch);
+    expect(decode('telemetry', text)).toStrictEqual({ frames: batch, discards: [], values: { text, elements: [0, 1, 2] } });
     expect(() => encodeMqttPayload({ type: 'T', seq: 1, t: 1, v: { QB: Number.NaN } })).toThrow(RangeError);
   });
 });
