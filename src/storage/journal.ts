@@ -47,6 +47,12 @@ const STOP_SYNC_MS = 1_500;
  * thread's commits (milliseconds), or this long while the disk stalls.
  */
 const WRITER_BUSY_MS = 10_000;
+/**
+ * Batches handed to the writer thread and not yet answered, at most. More than one: a PUBACK waits for its own
+ * batch only, not also for the one before it, so the broker's in-flight window (100 messages) keeps flowing; the
+ * thread commits them one after the other, in order.
+ */
+const WRITER_BATCHES_IN_FLIGHT = 4;
 const OWN_BUSY_WITH_WRITER_MS = 2_000;
 
 /** Real time, whatever the clock: it bounds a real disk at stop, and a test clock never advanced must not hold it. */
@@ -81,9 +87,9 @@ export class Journal {
   /** fsyncs of WAL files closed before (the journal reopens after a failure). */
   private fsyncsBefore = 0;
   private checkpointer: Checkpointer | null = null;
-  /** writerThread mode: the thread, and the batch it is committing with the committed() calls waiting for it. */
+  /** writerThread mode: the thread, and the batches handed to it (oldest first), each with its committed() calls. */
   private writer: WriterThread | null = null;
-  private inFlight: { id: number; batch: JournalRecord[]; waiters: Array<() => void> } | null = null;
+  private inFlight: Array<{ id: number; batch: JournalRecord[]; waiters: Array<() => void> }> = [];
 
   constructor(private readonly opts: JournalOptions) {
     this.log = opts.log ?? silentLog;
@@ -126,8 +132,8 @@ export class Journal {
       this.log.error({ lost, lastError: this.lastError }, 'journal: stopped before these records were written; records not journaled');
     }
     this.pending = [];
-    if (this.inFlight) this.waiters.push(...this.inFlight.waiters);
-    this.inFlight = null;
+    for (const f of this.inFlight) this.waiters.push(...f.waiters);
+    this.inFlight = [];
     this.releaseWaiters();
     // A clean stop leaves nothing unsynced (bounded: a stalled disk must not hold SIGTERM past its deadline).
     await settleWithin(this.walSync?.synced(), STOP_SYNC_MS);
@@ -173,14 +179,14 @@ export class Journal {
 
   /** Resolves once everything appended before the call is in a committed (written, maybe unsynced) transaction. */
   private written(): Promise<void> {
-    if ((this.pending.length === 0 && this.inFlight === null) || this.failing || this.stopped) {
+    if ((this.pending.length === 0 && this.inFlight.length === 0) || this.failing || this.stopped) {
       this.trimWhileFailed();
       return Promise.resolve();
     }
     return new Promise<void>((resolve) => {
       // Nothing left here: everything appended so far is in the batch the writer thread is committing.
       if (this.pending.length === 0) {
-        this.inFlight!.waiters.push(resolve);
+        this.inFlight[this.inFlight.length - 1].waiters.push(resolve);
         return;
       }
       this.waiters.push(resolve);
@@ -225,19 +231,19 @@ export class Journal {
 
   /** Resolves once nothing is left to write, or at once while failing (stop()). */
   private drained(): Promise<void> {
-    if ((this.pending.length === 0 && this.inFlight === null) || this.failing || !this.writer) return Promise.resolve();
+    if ((this.pending.length === 0 && this.inFlight.length === 0) || this.failing || !this.writer) return Promise.resolve();
     return new Promise<void>((resolve) => {
-      if (this.pending.length === 0) this.inFlight!.waiters.push(resolve);
+      if (this.pending.length === 0) this.inFlight[this.inFlight.length - 1].waiters.push(resolve);
       else this.waiters.push(resolve);
     });
   }
 
   private handOver(): boolean {
-    if (this.pending.length > 0 && this.inFlight === null && this.writer) {
+    if (this.pending.length > 0 && this.inFlight.length < WRITER_BATCHES_IN_FLIGHT && this.writer) {
       const batch = this.pending;
       this.pending = [];
       const id = this.writer.commit(batch);
-      this.inFlight = { id, batch, waiters: this.waiters };
+      this.inFlight.push({ id, batch, waiters: this.waiters });
       this.waiters = [];
     }
     return this.pending.length === 0;
@@ -245,13 +251,13 @@ export class Journal {
 
   /** The writer thread wrote a batch (or could not). */
   private onWriterReply(reply: WriterReply): void {
-    const f = this.inFlight;
+    const f = this.inFlight[0];
     if (!f || f.id !== reply.id) return;
     if (!reply.ok) {
       this.writerFailed(writerError(reply));
       return;
     }
-    this.inFlight = null;
+    this.inFlight.shift();
     this.counters.committed += reply.records;
     this.counters.duplicates += reply.records - reply.written;
     this.counters.commits += 1;
@@ -265,11 +271,11 @@ export class Journal {
 
   /** A batch the thread could not write, or the thread ended: the batch comes back, in order, and the journal fails. */
   private writerFailed(err: unknown): void {
-    const f = this.inFlight;
-    this.inFlight = null;
-    if (f) {
-      this.pending = f.batch.concat(this.pending);
-      this.waiters = f.waiters.concat(this.waiters);
+    const back = this.inFlight;
+    this.inFlight = [];
+    if (back.length > 0) {
+      this.pending = back.flatMap((f) => f.batch).concat(this.pending);
+      this.waiters = back.flatMap((f) => f.waiters).concat(this.waiters);
     }
     this.fail(err);
     this.trimWhileFailed();
@@ -279,7 +285,7 @@ export class Journal {
   private pendingRecords(): number {
     let n = 0;
     for (const r of this.pending) if (r.kind !== 'channel') n++;
-    if (this.inFlight) for (const r of this.inFlight.batch) if (r.kind !== 'channel') n++;
+    for (const f of this.inFlight) for (const r of f.batch) if (r.kind !== 'channel') n++;
     return n;
   }
 

@@ -4,8 +4,8 @@
  * `synchronous = NORMAL`: it survives `kill -9`). SQLite's insert, the largest part of a sample's cost, runs off
  * the event loop, and a `write(2)` that stalls holds this thread, not the live view and the alarms.
  *
- * One batch is in flight at a time and batches commit in the order they were handed over; the journal keeps the
- * next batch meanwhile, so the busier the gateway the larger each transaction (and the cheaper each row).
+ * A few batches may be in flight; the thread commits them one after the other in the order they were handed over,
+ * one transaction each, and after a batch that failed it writes none of those behind it.
  * The records cross as columns (telemetry) and short tuples (the rest): cheaper to copy between threads than the
  * sample objects. A live MQTT sample's values cross as its payload's text (once per message) and its place in it:
  * the thread parses the payload and writes `JSON.stringify(v)` of that element, the same text the event loop would
@@ -121,6 +121,7 @@ parentPort.on('message', (m) => {
     parentPort.close();
     return;
   }
+  // After a failed batch none behind it is written: the journal takes them all back, in order.
   if (openError) {
     parentPort.postMessage(failure(m.id, openError));
     return;
@@ -129,6 +130,7 @@ parentPort.on('message', (m) => {
     const r = commit(m);
     parentPort.postMessage({ ok: true, id: m.id, records: r.records, written: r.written });
   } catch (err) {
+    openError = err;
     parentPort.postMessage(failure(m.id, err));
   }
 });

@@ -63,7 +63,7 @@ describe('the journal writer thread', () => {
     expect(row).toBe(JSON.stringify(fullValues(3)));
   });
 
-  it('keeps one batch in flight and gathers the next meanwhile; each waiter resolves with the batch holding its records', async () => {
+  it('commits the batches handed over in order; each waiter resolves once the batch holding its records is written', async () => {
     const j = journal({ commitIntervalMs: 60_000 });
     await j.start();
     const waits: Array<Promise<void>> = [];
@@ -78,7 +78,7 @@ describe('the journal writer thread', () => {
     await Promise.all(waits);
     expect(resolvedWith.every((missing) => missing <= 0)).toBe(true);
     expect(seqsOnDisk()).toEqual([...Array(1_000).keys()]);
-    // Fewer transactions than waiters: batches grew while one was in flight.
+    // Fewer transactions than waiters: while the thread is busy, the next batch gathers.
     expect(j.status().commits).toBeLessThan(20);
   });
 
