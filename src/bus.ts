@@ -27,12 +27,6 @@ export interface TelemetrySample {
   v: ChannelValues;
   /** Live only: how late the sample arrived, ms (DeviceSnapshot.dataLateMs); absent in history and replay. */
   lateMs?: number | null;
-  /**
-   * Live MQTT only: the payload text `v` was parsed from and where in it (ValuesText in protocol/types.ts: an
-   * element index, or -1 for the whole payload). The journal's writer thread makes the values' JSON from it.
-   */
-  payload?: string;
-  element?: number;
 }
 export interface StateChange {
   deviceId: string;

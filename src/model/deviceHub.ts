@@ -5,9 +5,7 @@
 import type { EventBus, LinkState, TelemetrySample } from '../bus.js';
 import type { Logger } from '../log.js';
 import { counter, gauge, oncePerScrape, type Registry } from '../metrics.js';
-import type {
-  ChannelValues, DeviceFrame, Discard, DiscardReason, HelloFrame, SessionState, ValuesText,
-} from '../protocol/types.js';
+import type { ChannelValues, DeviceFrame, Discard, DiscardReason, HelloFrame, SessionState } from '../protocol/types.js';
 import { ICD_CHANNELS, MAX_CHANNELS_PER_CONSOLE, isSequenced, isValidDeviceId } from '../protocol/types.js';
 import { LogThrottle } from '../util/logThrottle.js';
 import { SequenceTracker, type SeqBaseline } from './sequence.js';
@@ -161,7 +159,7 @@ export class DeviceHub implements IngestSink, DeviceView {
     return this.devices.has(deviceId);
   }
 
-  ingest(deviceId: string, frames: DeviceFrame[], link: DeviceLink, values?: ValuesText): Promise<void> {
+  ingest(deviceId: string, frames: DeviceFrame[], link: DeviceLink): Promise<void> {
     const rx = this.now();
     let rec = this.devices.get(deviceId);
     if (!rec) {
@@ -173,7 +171,7 @@ export class DeviceHub implements IngestSink, DeviceView {
       rec.snap.transport = link.kind;
       rec.snap.source = link.source;
     }
-    for (let k = 0; k < frames.length; k++) this.apply(rec, frames[k], rx, values, k);
+    for (const f of frames) this.apply(rec, f, rx);
     return this.opts.durability ? this.opts.durability.committed() : Promise.resolve();
   }
 
@@ -354,8 +352,7 @@ export class DeviceHub implements IngestSink, DeviceView {
     }
   }
 
-  /** `source` and `k`: the text frame k's values came from, if any (see ValuesText). */
-  private apply(rec: DeviceRecord, f: DeviceFrame, rx: number, source?: ValuesText, k = 0): void {
+  private apply(rec: DeviceRecord, f: DeviceFrame, rx: number): void {
     const snap = rec.snap;
     if (f.type === 'STATUS') {
       rec.deviceOnline = f.online;
@@ -414,11 +411,9 @@ export class DeviceHub implements IngestSink, DeviceView {
         }
         // How much later than it should the sample arrived (device time corrected by the clock offset).
         snap.dataLateMs = Math.max(0, Math.round(rx - (f.t - (snap.clockOffsetMs ?? 0))));
-        // The payload's text goes with the sample only when it holds exactly these values (none capped).
-        const element = source !== undefined && channels === f.v ? source.elements[k] : -2;
-        const sample: TelemetrySample = element >= -1
-          ? { deviceId: snap.id, sessionId: snap.sessionId, seq: f.seq, t: f.t, rx, v: channels, lateMs: snap.dataLateMs, payload: source!.text, element }
-          : { deviceId: snap.id, sessionId: snap.sessionId, seq: f.seq, t: f.t, rx, v: channels, lateMs: snap.dataLateMs };
+        const sample: TelemetrySample = {
+          deviceId: snap.id, sessionId: snap.sessionId, seq: f.seq, t: f.t, rx, v: channels, lateMs: snap.dataLateMs,
+        };
         this.opts.bus.emit('telemetry', sample);
         return;
       }

@@ -2,7 +2,7 @@
  * Seams between transports and the device model. Transports decode; the hub owns the model.
  */
 import type { LinkState, TransportKind } from '../bus.js';
-import type { Command, DeviceFrame, Discard, SessionState, ValuesText } from '../protocol/types.js';
+import type { Command, DeviceFrame, Discard, SessionState } from '../protocol/types.js';
 
 /** How the gateway reaches one device right now. A transport hands it over with every ingest. */
 export interface DeviceLink {
@@ -17,10 +17,9 @@ export interface IngestSink {
   /**
    * Frames from one device, in arrival order, applied to the device model before it returns (the MQTT
    * transport hands over the next message without waiting). Resolves when they are durable (the journal's
-   * transaction holding them committed, or at once without a journal): MQTT acks QoS 1 after it. `values`: the
-   * text MQTT telemetry was parsed from, passed on with the samples for the journal (protocol/types.ts).
+   * transaction holding them committed, or at once without a journal): MQTT acks QoS 1 after it.
    */
-  ingest(deviceId: string, frames: DeviceFrame[], link: DeviceLink, values?: ValuesText): Promise<void>;
+  ingest(deviceId: string, frames: DeviceFrame[], link: DeviceLink): Promise<void>;
   /** Bytes or a payload that was not a frame; deviceId null when the source has no identity yet. */
   discard(deviceId: string | null, source: string, d: Discard): void;
   /** The transport itself lost the device (port closed, MQTT `status` offline or last will). */

@@ -11,7 +11,7 @@ import {
 } from './types.js';
 import type {
   AckFrame, ChannelValues, Command, CommandVerb, DeviceFrame, Discard, EventFrame, HelloFrame, StateFrame,
-  TelemetryFrame, ValuesText,
+  TelemetryFrame,
 } from './types.js';
 
 export type MqttKind = 'hello' | 'status' | 'telemetry' | 'state' | 'event' | 'ack' | 'cmd';
@@ -67,7 +67,7 @@ const ackSchema = z.object({
   id: z.string().regex(CMD_ID_RE), result: z.enum(['OK', 'REJ', 'ERR']), detail: z.string().optional(),
 });
 
-type Decoded = { frames: DeviceFrame[]; discards: Discard[]; values?: ValuesText };
+type Decoded = { frames: DeviceFrame[]; discards: Discard[] };
 
 function issueText(error: z.ZodError): string {
   const issue = error.issues[0];
@@ -153,21 +153,14 @@ export function decodeMqttPayload(kind: MqttKind, payload: Buffer | string, topi
     case 'telemetry': {
       const batch = Array.isArray(json);
       const items: unknown[] = Array.isArray(json) ? json : [json];
-      const values: ValuesText = { text, elements: [] };
-      out.values = values;
       for (let i = 0; i < items.length; i++) {
         const fast = telemetryFast(items[i]);
         if (fast) {
-          // Its values are the text's as they are (a -0 copied as 0 stringifies the same).
           out.frames.push(fast);
-          values.elements.push(batch ? i : -1);
           continue;
         }
         const r = telemetrySchema.safeParse(items[i]);
-        if (r.success) {
-          out.frames.push(telemetryFrame(r.data));
-          values.elements.push(-2);
-        }
+        if (r.success) out.frames.push(telemetryFrame(r.data));
         else {
           const raw = batch ? JSON.stringify(items[i]) ?? '' : text;
           out.discards.push(discard('schema', raw, (batch ? `[${i}] ` : '') + issueText(r.error)));

@@ -31,17 +31,6 @@ export interface TelemetryFrame {
   t: number;
   v: ChannelValues;
 }
-/**
- * The JSON text MQTT telemetry frames were parsed from (decodeMqttPayload). `elements[k]` says where frame k's `v`
- * is in it: the index of its element when the payload is an array, -1 when the payload is the sample itself, -2
- * when the frame's values were not taken from the text as they are. Where it points, `JSON.stringify` of that
- * `v` equals `JSON.stringify` of the frame's: the journal's writer thread makes the values' text from the payload,
- * so the event loop does not serialise each sample a second time.
- */
-export interface ValuesText {
-  text: string;
-  elements: number[];
-}
 export interface StateFrame {
   type: 'S';
   seq: number;

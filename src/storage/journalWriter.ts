@@ -7,9 +7,7 @@
  * A few batches may be in flight; the thread commits them one after the other in the order they were handed over,
  * one transaction each, and after a batch that failed it writes none of those behind it.
  * The records cross as columns (telemetry) and short tuples (the rest): cheaper to copy between threads than the
- * sample objects. A live MQTT sample's values cross as its payload's text (once per message) and its place in it:
- * the thread parses the payload and writes `JSON.stringify(v)` of that element, the same text the event loop would
- * have made (protocol/types.ts, ValuesText). Other samples' values are serialised here.
+ * sample objects. The values' JSON text is made here, on the event loop: copying the objects would cost as much.
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
@@ -26,12 +24,8 @@ export interface WriterBatch {
   /** Telemetry, in arrival order: device, session, values' JSON text, and seq, t, rx per row. */
   device: string[];
   session: Array<string | null>;
-  v: Array<string | null>;
+  v: string[];
   num: Float64Array;
-  /** Per row: the payload in `payloads` its values come from (-1: the text is in `v`), and the element in it. */
-  payloadOf: Int32Array;
-  elementOf: Int32Array;
-  payloads: string[];
   /** Every other record in arrival order: [kind, ...columns]. */
   rest: unknown[][];
 }
@@ -62,23 +56,9 @@ try {
   const alarm = db.prepare(SQL.alarm);
   const channel = db.prepare(SQL.channel);
   const args = new Array(PER * 6);
-  // A row's values' text: its own, or JSON.stringify of its element's v in a payload parsed once per batch.
-  let parsed = [];
-  const valuesText = (b, r) => {
-    const p = b.payloadOf[r];
-    if (p < 0) return b.v[r];
-    if (parsed[p] === undefined) parsed[p] = JSON.parse(b.payloads[p]);
-    const e = b.elementOf[r];
-    const item = e < 0 ? parsed[p] : parsed[p][e];
-    if (item === null || typeof item !== 'object' || item.v === null || typeof item.v !== 'object') {
-      throw new Error('journal writer: payload ' + p + ' has no values at element ' + e);
-    }
-    return JSON.stringify(item.v);
-  };
   commit = db.transaction((b) => {
     const n = b.device.length;
     const num = b.num;
-    parsed = new Array(b.payloads.length);
     let written = 0;
     let i = 0;
     for (; i + PER <= n; i += PER) {
@@ -89,11 +69,11 @@ try {
         args[k * 6 + 2] = num[r * 3];
         args[k * 6 + 3] = num[r * 3 + 1];
         args[k * 6 + 4] = num[r * 3 + 2];
-        args[k * 6 + 5] = valuesText(b, r);
+        args[k * 6 + 5] = b.v[r];
       }
       written += many.run(args).changes;
     }
-    for (; i < n; i++) written += one.run(b.device[i], b.session[i], num[i * 3], num[i * 3 + 1], num[i * 3 + 2], valuesText(b, i)).changes;
+    for (; i < n; i++) written += one.run(b.device[i], b.session[i], num[i * 3], num[i * 3 + 1], num[i * 3 + 2], b.v[i]).changes;
     let records = n;
     for (const r of b.rest) {
       switch (r[0]) {
@@ -104,7 +84,6 @@ try {
         default: throw new Error('journal writer: unknown record kind ' + r[0]);
       }
     }
-    parsed = [];
     return { records, written };
   });
 } catch (err) {
@@ -142,12 +121,8 @@ export function encodeBatch(id: number, batch: readonly JournalRecord[]): Writer
   for (const r of batch) if (r.kind === 'telemetry') n++;
   const device = new Array<string>(n);
   const session = new Array<string | null>(n);
-  const v = new Array<string | null>(n);
+  const v = new Array<string>(n);
   const num = new Float64Array(n * 3);
-  const payloadOf = new Int32Array(n);
-  const elementOf = new Int32Array(n);
-  const payloads: string[] = [];
-  let lastPayload: string | undefined;
   const rest: unknown[][] = [];
   let i = 0;
   for (const r of batch) {
@@ -156,19 +131,7 @@ export function encodeBatch(id: number, batch: readonly JournalRecord[]): Writer
         const s = r.sample;
         device[i] = s.deviceId;
         session[i] = s.sessionId;
-        if (s.payload !== undefined && s.element !== undefined) {
-          // The samples of one message arrive together: each payload crosses once.
-          if (s.payload !== lastPayload) {
-            payloads.push(s.payload);
-            lastPayload = s.payload;
-          }
-          v[i] = null;
-          payloadOf[i] = payloads.length - 1;
-          elementOf[i] = s.element;
-        } else {
-          v[i] = encodeValues(s.v);
-          payloadOf[i] = -1;
-        }
+        v[i] = encodeValues(s.v);
         num[i * 3] = s.seq;
         num[i * 3 + 1] = s.t;
         num[i * 3 + 2] = s.rx;
@@ -195,7 +158,7 @@ export function encodeBatch(id: number, batch: readonly JournalRecord[]): Writer
         break;
     }
   }
-  return { id, device, session, v, num, payloadOf, elementOf, payloads, rest };
+  return { id, device, session, v, num, rest };
 }
 
 /** An error as SQLite gave it in the thread (the journal classifies it like one of its own). */
@@ -250,7 +213,7 @@ export class WriterThread {
   commit(batch: readonly JournalRecord[]): number {
     const id = this.nextId++;
     const message = encodeBatch(id, batch);
-    this.worker.postMessage(message, [message.num.buffer, message.payloadOf.buffer, message.elementOf.buffer] as ArrayBuffer[]);
+    this.worker.postMessage(message, [message.num.buffer as ArrayBuffer]);
     return id;
   }
 

@@ -343,7 +343,7 @@ export class MqttTransport implements Transport {
     }
     if (parsed.kind === 'cmd') return Promise.resolve(); // commands to a device; another gateway's, or ours
     const { deviceId, kind } = parsed;
-    const { frames, discards, values } = decodeMqttPayload(kind, payload, deviceId);
+    const { frames, discards } = decodeMqttPayload(kind, payload, deviceId);
     // A payload that does not decode now never will: count it and let the PUBACK go.
     for (const d of discards) this.discard(deviceId, topic, d);
     if (frames.length === 0) return Promise.resolve();
@@ -364,7 +364,7 @@ export class MqttTransport implements Transport {
     }
     let durable: Promise<void>;
     try {
-      durable = sink.ingest(deviceId, frames, this.linkFor(deviceId), values);
+      durable = sink.ingest(deviceId, frames, this.linkFor(deviceId));
     } catch (err) {
       return Promise.reject(err);
     }

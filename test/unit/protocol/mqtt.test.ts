@@ -28,12 +28,8 @@ describe('parseTopic (ICD §2)', () => {
 
 describe('decodeMqttPayload', () => {
   it('decodes one telemetry object, keeping unknown keys and null as a sensor fault', () => {
-    const text = JSON.stringify({ seq: 4294967295, t: 1, v: { QB: 150.2, PV: null, SpO2: 97 } });
-    const r = decode('telemetry', Buffer.from(text));
-    // `values`: the text the frame's values were parsed from, -1: the payload is the sample itself.
-    expect(r).toStrictEqual({
-      frames: [{ type: 'T', seq: 4294967295, t: 1, v: { QB: 150.2, PV: null, SpO2: 97 } }], discards: [], values: { text, elements: [-1] },
-    });
+    const r = decode('telemetry', Buffer.from(JSON.stringify({ seq: 4294967295, t: 1, v: { QB: 150.2, PV: null, SpO2: 97 } })));
+    expect(r).toStrictEqual({ frames: [{ type: 'T', seq: 4294967295, t: 1, v: { QB: 150.2, PV: null, SpO2: 97 } }], discards: [] });
   });
 
   it('keeps the valid elements of a batch and makes one schema discard per bad element', () => {
@@ -44,8 +40,6 @@ describe('decodeMqttPayload', () => {
     const r = decode('telemetry', JSON.stringify(batch));
     expect(r.frames.map((f) => (f as { seq: number }).seq)).toEqual([1, 2, 3]);
     expect(r.discards).toHaveLength(5);
-    // Each kept frame says which element of the text its values are (the journal's writer thread reads them there).
-    expect(r.values?.elements).toEqual([0, 2, 7]);
     expect(r.discards.every((d) => d.reason === 'schema')).toBe(true);
     expect(r.discards[0].detail).toMatch(/^\[1\] seq/);
   });
@@ -53,7 +47,7 @@ describe('decodeMqttPayload', () => {
   it('accepts batches beyond 100 samples, validating each', () => {
     const batch = Array.from({ length: 250 }, (_, i) => sample(i));
     expect(decode('telemetry', JSON.stringify(batch)).frames).toHaveLength(250);
-    expect(decode('telemetry', '[]')).toStrictEqual({ frames: [], discards: [], values: { text: '[]', elements: [] } });
+    expect(decode('telemetry', '[]')).toStrictEqual({ frames: [], discards: [] });
   });
 
   it('rejects channel keys that are not identifiers (incl. __proto__) and non-number values', () => {
@@ -143,8 +137,7 @@ describe('encodeMqttPayload round trips', () => {
 
   it.each(frames)('$type', (f) => {
     const payload = encodeMqttPayload(f as Parameters<typeof encodeMqttPayload>[0]);
-    const values = f.type === 'T' ? { values: { text: payload, elements: [-1] } } : {};
-    expect(decode(KIND[f.type], payload)).toStrictEqual({ frames: [f], discards: [], ...values });
+    expect(decode(KIND[f.type], payload)).toStrictEqual({ frames: [f], discards: [] });
   });
 
   it('uses the ICD §2 field names', () => {
@@ -156,8 +149,7 @@ describe('encodeMqttPayload round trips', () => {
 
   it('encodes a telemetry batch as an array', () => {
     const batch = [1, 2, 3].map((seq) => ({ type: 'T' as const, ...sample(seq) }));
-    const text = encodeMqttPayload(batch);
-    expect(decode('telemetry', text)).toStrictEqual({ frames: batch, discards: [], values: { text, elements: [0, 1, 2] } });
+    expect(decode('telemetry', encodeMqttPayload(batch))).toStrictEqual({ frames: batch, discards: [] });
     expect(() => encodeMqttPayload({ type: 'T', seq: 1, t: 1, v: { QB: Number.NaN } })).toThrow(RangeError);
   });
 });

@@ -6,11 +6,6 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { EventBus, type TelemetrySample } from '../../../src/bus.js';
-import { silentLogger } from '../../../src/log.js';
-import { DeviceHub } from '../../../src/model/deviceHub.js';
-import type { DeviceLink } from '../../../src/model/types.js';
-import { decodeMqttPayload } from '../../../src/protocol/mqtt.js';
 import { Journal } from '../../../src/storage/journal.js';
 import { encodeBatch } from '../../../src/storage/journalWriter.js';
 import { durableTransaction } from '../../../src/storage/schema.js';
@@ -143,57 +138,9 @@ describe('the journal writer thread', () => {
     expect(b.session).toEqual(['S-1', null]);
     expect(b.v).toEqual(['{"QB":150,"PV":null}', '{"QB":0}']);
     expect([...b.num]).toEqual([1, T0 + 40, T0 + 45, 3, T0 + 120, T0 + 125]);
-    expect([...b.payloadOf]).toEqual([-1, -1]);
     expect(b.rest).toEqual([
       ['channel', 'MSC-0001', 'QB'],
       ['state', 'MSC-0001', 'S-1', 2, T0 + 80, T0 + 85, 'RUNNING', 'PRIMED'],
     ]);
-  });
-
-  it('hands a live MQTT sample\'s values over as its payload\'s text, once per message, with its element', () => {
-    const text = '[{"seq":1,"t":5,"v":{"QB":1}},{"seq":2,"t":6,"v":{"QB":2}}]';
-    const payloadSample = (seq: number, element: number) => sample(seq, { QB: seq }, { payload: text, element });
-    const b = encodeBatch(1, [
-      { kind: 'telemetry', sample: payloadSample(1, 0) },
-      { kind: 'telemetry', sample: payloadSample(2, 1) },
-      { kind: 'telemetry', sample: sample(3, { QB: 3 }) },
-    ]);
-    expect(b.payloads).toEqual([text]);
-    expect(b.v).toEqual([null, null, '{"QB":3}']);
-    expect([...b.payloadOf]).toEqual([0, 0, -1]);
-    expect([...b.elementOf]).toEqual([0, 1, 0]);
-  });
-
-  it('writes from an MQTT payload exactly the values text the event loop would have written, whatever the payload looks like', async () => {
-    const j = journal({ commitIntervalMs: 60_000 });
-    await j.start();
-    const bus = new EventBus();
-    const hub = new DeviceHub({ bus, logger: silentLogger(), durability: j, maxConsoles: 4 });
-    const samples: TelemetrySample[] = [];
-    bus.on({}, 'telemetry', (s) => {
-      samples.push(s);
-      j.appendTelemetry(s);
-    });
-    const link: DeviceLink = { kind: 'mqtt', source: 'mqtt://test', send: async () => {} };
-    const id = 'MSC-0001';
-    const hello = decodeMqttPayload('hello', JSON.stringify({ deviceId: id, model: 'M', fw: '1', icd: 1, serialNo: 'S' }), id);
-    await hub.ingest(id, hello.frames, link);
-    const payloads = [
-      // Spacing, exponents, trailing zeros, -0, faults, unknown keys, a key given twice (the last wins), one object.
-      ' [ {"seq":1,"t":1000,"v":{ "QB" : 1.50e2, "PV":null,"NEWCH":-0, "TR":37.020}} ,{"seq":2,"t":1040,"v":{"QB":1E-7,"QB":3}} ]',
-      '{"seq":3,"t":1080,"v":{"PA":-85.40,"AIR":0}}',
-      // An invalid element in the middle: the others keep their places.
-      '[{"seq":4,"t":1120,"v":{"QB":1}},{"seq":5,"t":-1,"v":{}},{"seq":6,"t":1200,"v":{"QB":2,"PV":1e21}}]',
-    ];
-    for (const p of payloads) {
-      const d = decodeMqttPayload('telemetry', Buffer.from(p), id);
-      await hub.ingest(id, d.frames, link, d.values);
-    }
-    await j.committed();
-    expect(samples.map((s) => s.seq)).toEqual([1, 2, 3, 4, 6]);
-    expect(samples.every((s) => s.payload !== undefined)).toBe(true);
-    const stored = j.database()!.prepare('SELECT seq, v FROM telemetry ORDER BY id').all() as Array<{ seq: number; v: string }>;
-    expect(stored).toEqual(samples.map((s) => ({ seq: s.seq, v: JSON.stringify(s.v) })));
-    expect(stored[0].v).toBe('{"QB":150,"PV":null,"NEWCH":0,"TR":37.02}');
   });
 });
