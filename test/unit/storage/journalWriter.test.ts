@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Journal } from '../../../src/storage/journal.js';
-import { encodeBatch } from '../../../src/storage/journalWriter.js';
-import { durableTransaction } from '../../../src/storage/schema.js';
+import { encodeBatch, WriterThread, type WriterReply } from '../../../src/storage/journalWriter.js';
+import { durableTransaction, openJournalDb } from '../../../src/storage/schema.js';
 import type { StorageCondition } from '../../../src/storage/types.js';
 import { waitFor } from '../../helpers/waitFor.js';
 import { alarmTransition, deviceEvent, fullValues, sample, stateChange, T0, tempDir } from './fixtures.js';
@@ -142,5 +142,25 @@ describe('the journal writer thread', () => {
       ['channel', 'MSC-0001', 'QB'],
       ['state', 'MSC-0001', 'S-1', 2, T0 + 80, T0 + 85, 'RUNNING', 'PRIMED'],
     ]);
+  });
+
+  it('after a batch that failed, the thread writes none of the batches behind it (they all come back, in order)', async () => {
+    const limit = 256 * 1024;
+    openJournalDb(tmp.dir, { now: Date.now, hardLimitBytes: limit }).close();
+    const replies: WriterReply[] = [];
+    const writer = new WriterThread({
+      file: join(tmp.dir, 'journal.sqlite'), hardLimitBytes: limit, busyTimeoutMs: 1_000,
+      onReply: (r) => replies.push(r), onExit: () => {},
+    });
+    try {
+      const big = Array.from({ length: 3_000 }, (_, i) => ({ kind: 'telemetry' as const, sample: sample(i, fullValues(i)) }));
+      writer.commit(big); // beyond the file's limit: SQLITE_FULL, rolled back
+      writer.commit([{ kind: 'telemetry', sample: sample(5_000, { QB: 1 }) }]); // would fit on its own
+      await waitFor(() => replies.length === 2, { message: 'both answered' });
+    } finally {
+      await writer.close(1_000);
+    }
+    expect(replies).toMatchObject([{ ok: false, id: 1, code: 'SQLITE_FULL' }, { ok: false, id: 2, code: 'SQLITE_FULL' }]);
+    expect(seqsOnDisk()).toEqual([]);
   });
 });
