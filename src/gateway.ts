@@ -147,7 +147,7 @@ export class Gateway {
     this.journal = config.journal
       ? new Journal({
         dataDir: config.dataDir, bus, log: log.child({ module: 'journal' }), now, clock,
-        durability: config.durability.mode, syncIntervalMs: config.durability.syncIntervalMs,
+        durability: config.durability.mode, syncIntervalMs: config.durability.syncIntervalMs, writerThread: true,
         onCondition: (c) => this.alarms.setExternalCondition({ device: 'gateway', ...c }),
       })
       : null;

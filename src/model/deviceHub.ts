@@ -395,8 +395,19 @@ export class DeviceHub implements IngestSink, DeviceView {
         for (const key in channels) {
           const v = channels[key];
           const reading: ChannelReading | undefined = values[key];
-          if (reading && reading.t > f.t) continue; // a late frame never overwrites a newer value
-          values[key] = v === null ? { v: null, t: f.t, fault: true } : { v, t: f.t };
+          if (reading === undefined) {
+            values[key] = v === null ? { v: null, t: f.t, fault: true } : { v, t: f.t };
+            continue;
+          }
+          if (reading.t > f.t) continue; // a late frame never overwrites a newer value
+          // The readings never leave the hub (snapshots are copies): a valid value over a valid one is written in
+          // place, no allocation per channel and sample; a fault appearing or clearing changes the reading's shape.
+          if (v !== null && reading.fault === undefined) {
+            reading.v = v;
+            reading.t = f.t;
+          } else {
+            values[key] = v === null ? { v: null, t: f.t, fault: true } : { v, t: f.t };
+          }
         }
         // How much later than it should the sample arrived (device time corrected by the clock offset).
         snap.dataLateMs = Math.max(0, Math.round(rx - (f.t - (snap.clockOffsetMs ?? 0))));

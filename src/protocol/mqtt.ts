@@ -98,14 +98,20 @@ function telemetryFast(item: unknown): TelemetryFrame | null {
   if (!isObject(item)) return null;
   const { seq: s, t, v } = item;
   if (!inRange(s, 0xffffffff) || !inRange(t, MAX_DEVICE_TIME_MS) || !isObject(v)) return null;
-  const values: ChannelValues = {};
+  // JSON.parse made `v`: a plain object of own keys, used as it is unless a -0 must become 0 (no copy per sample).
+  let negativeZero = false;
   for (const key in v) {
     if (!Object.hasOwn(v, key)) continue;
     const value = v[key];
     if (!isChannelKey(key)) return null;
-    if (value === null) values[key] = null;
-    else if (typeof value === 'number' && Number.isFinite(value)) values[key] = zero(value);
-    else return null;
+    if (value === null) continue;
+    if (typeof value !== 'number' || !Number.isFinite(value)) return null;
+    if (value === 0 && Object.is(value, -0)) negativeZero = true;
+  }
+  let values = v as ChannelValues;
+  if (negativeZero || Object.getPrototypeOf(v) !== Object.prototype) {
+    values = {};
+    for (const key in v) if (Object.hasOwn(v, key)) values[key] = v[key] === null ? null : zero(v[key] as number);
   }
   return { type: 'T', seq: zero(s), t: zero(t), v: values };
 }

@@ -7,7 +7,9 @@
  * (group commit: the MQTT transport acks QoS 1 only after it, so `kill -9` loses nothing). A commit is
  * written, not fsynced: the WAL is fsynced from the thread pool every `syncIntervalMs` (relaxed, the
  * default) or before `committed()` resolves (strict), and checkpointed in a worker, so no disk wait ever
- * holds the event loop (docs/storage.md, "Durability modes").
+ * holds the event loop (docs/storage.md, "Durability modes"). With `writerThread` (the gateway) the transaction
+ * itself runs in a writer thread with its own connection (journalWriter.ts): one batch in flight, the next one
+ * gathering meanwhile, `committed()` resolving when the thread says the batch holding the records is written.
  *
  * When the disk is full or the directory unwritable the journal raises STORAGE_FAILURE, retries with
  * backoff, keeps what it could not write in a bounded buffer and still resolves `committed()`: the
@@ -15,6 +17,7 @@
  * buffer is counted in `droppedWhileFailed`: the loss is alarmed and counted, never silent.
  */
 import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import type { AlarmTransition } from '../alarms/types.js';
 import type { DeviceEvent, EventBus, StateChange, TelemetrySample } from '../bus.js';
 import type { Registry } from '../metrics.js';
@@ -23,6 +26,7 @@ import { iterateTelemetry, readTelemetry, type JournalTelemetry } from './journa
 import * as q from './journalQueries.js';
 import { registerJournalMetrics } from './metrics.js';
 import { prepareCommit, type CommitBatch, type JournalRecord } from './journalRows.js';
+import { WriterThread, writerError, type WriterReply } from './journalWriter.js';
 import { describeStorageError, JOURNAL_FILE, journalFileBytes, openJournalDb, type Db } from './schema.js';
 import {
   silentLog, StorageUnavailableError,
@@ -36,6 +40,20 @@ export type { JournalOptions, JournalStatus } from './types.js';
 
 /** Longest a stop waits for the last fsync and for the checkpoint worker, ms. */
 const STOP_SYNC_MS = 1_500;
+/**
+ * With the writer thread two connections write the database: the thread (journal rows) and the journal's own (the
+ * audit trail, annotations, sessions, the forwarder's cursors, retention). Each waits this long for the other's
+ * transaction before SQLITE_BUSY, ms. The thread's wait holds no one; the event loop's lasts at most one of the
+ * thread's commits (milliseconds), or this long while the disk stalls.
+ */
+const WRITER_BUSY_MS = 10_000;
+/**
+ * Batches handed to the writer thread and not yet answered, at most. More than one: a PUBACK waits for its own
+ * batch only, not also for the one before it, so the broker's in-flight window (100 messages) keeps flowing; the
+ * thread commits them one after the other, in order.
+ */
+const WRITER_BATCHES_IN_FLIGHT = 4;
+const OWN_BUSY_WITH_WRITER_MS = 2_000;
 
 /** Real time, whatever the clock: it bounds a real disk at stop, and a test clock never advanced must not hold it. */
 function settleWithin(p: Promise<unknown> | undefined, ms: number): Promise<void> {
@@ -69,6 +87,9 @@ export class Journal {
   /** fsyncs of WAL files closed before (the journal reopens after a failure). */
   private fsyncsBefore = 0;
   private checkpointer: Checkpointer | null = null;
+  /** writerThread mode: the thread, and the batches handed to it (oldest first), each with its committed() calls. */
+  private writer: WriterThread | null = null;
+  private inFlight: Array<{ id: number; batch: JournalRecord[]; waiters: Array<() => void> }> = [];
 
   constructor(private readonly opts: JournalOptions) {
     this.log = opts.log ?? silentLog;
@@ -103,17 +124,22 @@ export class Journal {
     this.clock.clearTimeout(this.retryTimer);
     if (this.immediate) clearImmediate(this.immediate);
     this.flush();
-    const lost = this.pending.filter((r) => r.kind !== 'channel').length;
+    // The writer thread finishes what it was handed (bounded like the fsync below).
+    if (this.writer) await settleWithin(this.drained(), STOP_SYNC_MS);
+    const lost = this.pendingRecords();
     if (lost > 0) {
       this.counters.dropped += lost;
-      this.log.error({ lost, lastError: this.lastError }, 'journal: stopped while failing; records not journaled');
+      this.log.error({ lost, lastError: this.lastError }, 'journal: stopped before these records were written; records not journaled');
     }
     this.pending = [];
+    for (const f of this.inFlight) this.waiters.push(...f.waiters);
+    this.inFlight = [];
     this.releaseWaiters();
     // A clean stop leaves nothing unsynced (bounded: a stalled disk must not hold SIGTERM past its deadline).
     await settleWithin(this.walSync?.synced(), STOP_SYNC_MS);
     await settleWithin(this.checkpointer?.stop(), STOP_SYNC_MS);
     this.checkpointer = null;
+    await this.writer?.close(STOP_SYNC_MS);
     this.closeDb();
   }
 
@@ -153,11 +179,16 @@ export class Journal {
 
   /** Resolves once everything appended before the call is in a committed (written, maybe unsynced) transaction. */
   private written(): Promise<void> {
-    if (this.pending.length === 0 || this.failing || this.stopped) {
+    if ((this.pending.length === 0 && this.inFlight.length === 0) || this.failing || this.stopped) {
       this.trimWhileFailed();
       return Promise.resolve();
     }
     return new Promise<void>((resolve) => {
+      // Nothing left here: everything appended so far is in the batch the writer thread is committing.
+      if (this.pending.length === 0) {
+        this.inFlight[this.inFlight.length - 1].waiters.push(resolve);
+        return;
+      }
       this.waiters.push(resolve);
       this.immediate ??= setImmediate(() => {
         this.immediate = null;
@@ -166,8 +197,12 @@ export class Journal {
     });
   }
 
-  /** Commits the pending batch now, in one transaction. Returns false when it could not. */
+  /**
+   * Commits the pending batch now, in one transaction. Returns false when it could not. With the writer thread it
+   * hands the batch over (unless one is in flight) and returns whether nothing is left here: the commit follows.
+   */
   flush(): boolean {
+    if (this.writer) return this.handOver();
     let ok = this.pending.length === 0;
     if (!ok && this.db && this.commitBatch) {
       const batch = this.pending;
@@ -192,6 +227,66 @@ export class Journal {
       this.releaseWaiters();
     }
     return ok;
+  }
+
+  /** Resolves once nothing is left to write, or at once while failing (stop()). */
+  private drained(): Promise<void> {
+    if ((this.pending.length === 0 && this.inFlight.length === 0) || this.failing || !this.writer) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      if (this.pending.length === 0) this.inFlight[this.inFlight.length - 1].waiters.push(resolve);
+      else this.waiters.push(resolve);
+    });
+  }
+
+  private handOver(): boolean {
+    if (this.pending.length > 0 && this.inFlight.length < WRITER_BATCHES_IN_FLIGHT && this.writer) {
+      const batch = this.pending;
+      this.pending = [];
+      const id = this.writer.commit(batch);
+      this.inFlight.push({ id, batch, waiters: this.waiters });
+      this.waiters = [];
+    }
+    return this.pending.length === 0;
+  }
+
+  /** The writer thread wrote a batch (or could not). */
+  private onWriterReply(reply: WriterReply): void {
+    const f = this.inFlight[0];
+    if (!f || f.id !== reply.id) return;
+    if (!reply.ok) {
+      this.writerFailed(writerError(reply));
+      return;
+    }
+    this.inFlight.shift();
+    this.counters.committed += reply.records;
+    this.counters.duplicates += reply.records - reply.written;
+    this.counters.commits += 1;
+    this.lastCommitAt = this.now();
+    this.walSync?.noteCommit();
+    if (this.failing) this.recovered();
+    for (const resolve of f.waiters) resolve();
+    // Someone waits for what gathered meanwhile: the next batch goes now (else the 100 ms cadence takes it).
+    if (this.pending.length > 0 && this.waiters.length > 0) this.flush();
+  }
+
+  /** A batch the thread could not write, or the thread ended: the batch comes back, in order, and the journal fails. */
+  private writerFailed(err: unknown): void {
+    const back = this.inFlight;
+    this.inFlight = [];
+    if (back.length > 0) {
+      this.pending = back.flatMap((f) => f.batch).concat(this.pending);
+      this.waiters = back.flatMap((f) => f.waiters).concat(this.waiters);
+    }
+    this.fail(err);
+    this.trimWhileFailed();
+    this.releaseWaiters();
+  }
+
+  private pendingRecords(): number {
+    let n = 0;
+    for (const r of this.pending) if (r.kind !== 'channel') n++;
+    for (const f of this.inFlight) for (const r of f.batch) if (r.kind !== 'channel') n++;
+    return n;
   }
 
   lastSeq(deviceId: string): { seq: number; t: number; rx: number } | null {
@@ -244,7 +339,7 @@ export class Journal {
       checkpoint: this.checkpointer?.status() ?? null,
       writable: this.db !== null && !this.failing,
       lastError: this.lastError,
-      pending: this.pending.filter((r) => r.kind !== 'channel').length,
+      pending: this.pendingRecords(),
       appended: this.counters.appended,
       committed: this.counters.committed,
       duplicates: this.counters.duplicates,
@@ -276,6 +371,11 @@ export class Journal {
     if (this.db) listener(this.db);
   }
 
+  /** The writer thread (writerThread mode, while open): for diagnostics, and for the tests that end it as a crash would. */
+  writerThread(): Worker | null {
+    return this.writer?.thread ?? null;
+  }
+
   private accepting(): boolean {
     if (!this.stopped) return true;
     this.counters.dropped += 1;
@@ -293,7 +393,8 @@ export class Journal {
     try {
       const db = openJournalDb(this.opts.dataDir, { now: this.now, hardLimitBytes: this.opts.hardLimitBytes });
       this.db = db;
-      this.commitBatch = prepareCommit(db);
+      if (this.opts.writerThread) this.startWriter(db);
+      else this.commitBatch = prepareCommit(db);
       this.startDurability();
       this.reloadChannels(db);
       for (const listener of this.openListeners) {
@@ -303,10 +404,28 @@ export class Journal {
           this.log.error({ err: describeStorageError(err) }, 'journal: an onOpen listener failed');
         }
       }
-      if (this.flush() && this.failing) this.recovered();
+      // With the writer thread, what was held while failing is written when the thread answers (and recovers then).
+      const held = this.writer !== null && this.pending.length > 0;
+      if (this.flush() && this.failing && !held) this.recovered();
     } catch (err) {
       this.fail(err);
     }
+  }
+
+  private startWriter(db: Db): void {
+    db.pragma(`busy_timeout = ${OWN_BUSY_WITH_WRITER_MS}`);
+    const writer: WriterThread = new WriterThread({
+      file: join(this.opts.dataDir, JOURNAL_FILE),
+      hardLimitBytes: this.opts.hardLimitBytes,
+      busyTimeoutMs: WRITER_BUSY_MS,
+      onReply: (reply) => {
+        if (this.writer === writer) this.onWriterReply(reply);
+      },
+      onExit: (err) => {
+        if (this.writer === writer) this.writerFailed(err);
+      },
+    });
+    this.writer = writer;
   }
 
   private fail(err: unknown): void {
@@ -379,6 +498,8 @@ export class Journal {
     // The worker's connection closes on its own; the journal's close below checkpoints what is left.
     void this.checkpointer?.stop();
     this.checkpointer = null;
+    this.writer?.abandon();
+    this.writer = null;
     const db = this.db;
     this.db = null;
     this.commitBatch = null;

@@ -129,6 +129,12 @@ export interface JournalOptions {
   syncIntervalMs?: number;
   /** How often the worker checkpoints the WAL into the database file, ms. */
   checkpointIntervalMs?: number;
+  /**
+   * Commits in a writer thread with its own connection (journalWriter.ts; what the gateway runs), so SQLite's
+   * inserts and a stalled `write(2)` stay off the event loop; `committed()` keeps its meaning. Without it
+   * (default) commits run on the calling thread and `flush()` commits synchronously.
+   */
+  writerThread?: boolean;
 }
 
 /** What the InfluxDB forwarder reports (API, metrics, fleet status). */

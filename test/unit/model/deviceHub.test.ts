@@ -49,6 +49,21 @@ describe('DeviceHub', () => {
     expect(t).toMatchObject({ deviceId: 'MSC-0001', sessionId: 'S-1', seq: 2 });
   });
 
+  it('keeps each channel\'s latest reading (written in place): a snapshot is a copy, a fault shows and clears', async () => {
+    const { hub } = setup();
+    await greet(hub, 'MSC-0001');
+    await hub.ingest('MSC-0001', [{ type: 'T', seq: 1, t: 1_000, v: { QB: 150, PV: 110 } }], link);
+    const before = hub.get('MSC-0001')!;
+    await hub.ingest('MSC-0001', [
+      { type: 'T', seq: 2, t: 1_040, v: { QB: 151, PV: null } },
+      { type: 'T', seq: 3, t: 1_020, v: { QB: 1 } }, // late: never overwrites a newer value
+    ], link);
+    expect(before.values).toStrictEqual({ QB: { v: 150, t: 1_000 }, PV: { v: 110, t: 1_000 } });
+    expect(hub.get('MSC-0001')!.values).toStrictEqual({ QB: { v: 151, t: 1_040 }, PV: { v: null, t: 1_040, fault: true } });
+    await hub.ingest('MSC-0001', [{ type: 'T', seq: 4, t: 1_080, v: { QB: 152, PV: 112 } }], link);
+    expect(hub.get('MSC-0001')!.values).toStrictEqual({ QB: { v: 152, t: 1_080 }, PV: { v: 112, t: 1_080 } });
+  });
+
   it('emits state on change only, not on the 5 s keep-alive', async () => {
     const { hub, seen } = setup();
     await greet(hub, 'D');
