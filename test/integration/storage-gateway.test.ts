@@ -95,12 +95,13 @@ describe('storage end to end', () => {
       assertPrometheusText(metrics);
       expect(metrics).toMatch(BACKLOG_ZERO);
 
-      // The forwarder's status, /healthz and /metrics compute the backlog when asked: rows journaled a moment ago
+      // The forwarder's status, /healthz and /metrics compute the backlog when asked: rows committed a moment ago
       // are in all three at once, with no timer between (one turn of the event loop: nothing else lands meanwhile).
+      // The journal's writer thread commits asynchronously: committed() resolves once the rows are in the database.
       const journal = gw.gateway.journal!;
       const before = gw.gateway.forwarder!.status().lines;
       for (let i = 0; i < 3; i++) journal.appendState({ deviceId: 'MSC-0301', sessionId: null, seq: 900_000 + i, t: Date.now(), rx: Date.now(), state: 'IDLE', previous: null });
-      expect(journal.flush()).toBe(true);
+      await journal.committed();
       const status = gw.gateway.forwarder!.status().lines;
       const health = gw.gateway.health().forwarder!.lines;
       const metricLines = Number(/^msc_forwarder_backlog_lines (\d+)$/m.exec(await gw.gateway.metricsText())?.[1]);
