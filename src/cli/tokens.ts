@@ -5,16 +5,13 @@
  * the operating-system user who ran the command, with role admin: whoever can write the data directory
  * administers the gateway. A running daemon sees the change within a second.
  */
-import { userInfo } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { AuditLog } from '../audit/auditLog.js';
-import { ROLES, type Principal } from '../auth/roles.js';
-import { AuthConfigSchema, TokenStore, type ProvisionedToken } from '../auth/tokenStore.js';
-import { readConfigFile } from '../config.js';
+import { ROLES } from '../auth/roles.js';
+import { TokenStore, type ProvisionedToken } from '../auth/tokenStore.js';
+import { cliActor, openAuditJournal, provisionedFrom } from './adminShared.js';
 import { resolveDataDir, type CliIo } from './audit.js';
-import { createPrivateFile, makePrivateDir } from '../util/privateFiles.js';
 
 export const TOKENS_USAGE = `Usage: msc-gateway tokens <command> [--data-dir DIR] [--config FILE]
 
@@ -28,21 +25,7 @@ Roles: ${ROLES.join(' < ')} (each includes the ones before it).
 
 const STDIO: CliIo = { out: process.stdout, err: process.stderr };
 
-function cliActor(env: NodeJS.ProcessEnv): Principal {
-  let name: string;
-  try {
-    name = userInfo().username;
-  } catch {
-    name = env.USER ?? env.LOGNAME ?? 'unknown';
-  }
-  return { user: `cli:${name}`, role: 'admin' };
-}
 
-function provisionedFrom(configFile: string | undefined): ProvisionedToken[] {
-  if (!configFile) return [];
-  const auth = AuthConfigSchema.safeParse(readConfigFile(configFile).auth ?? {});
-  return auth.success ? auth.data.tokens : [];
-}
 
 export async function tokensCommand(argv: string[], env: NodeJS.ProcessEnv, io: CliIo = STDIO): Promise<number> {
   let values: { name?: string; role?: string; json?: boolean; 'data-dir'?: string; config?: string; help?: boolean };
@@ -103,10 +86,7 @@ export async function tokensCommand(argv: string[], env: NodeJS.ProcessEnv, io: 
 
   let db: Database.Database;
   try {
-    makePrivateDir(dataDir);
-    createPrivateFile(join(dataDir, 'journal.sqlite')); // 0600, and so its -wal and -shm (SQLite copies the mode)
-    db = new Database(join(dataDir, 'journal.sqlite'));
-    db.pragma('journal_mode = WAL');
+    db = openAuditJournal(dataDir);
   } catch (err) {
     io.err.write(`msc-gateway tokens: cannot open the journal for the audit trail: ${(err as Error).message}\n`);
     return 1;

@@ -7,16 +7,12 @@
  * audit trail (`user.signing_password`, detail: name and printed name) as the operating-system user who ran the
  * command, with role admin, like `msc-gateway tokens`. A running daemon sees the change within a second.
  */
-import { userInfo } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { AuditLog } from '../audit/auditLog.js';
-import type { Principal } from '../auth/roles.js';
-import { AuthConfigSchema, TOKEN_NAME_RE, TokenStore, type ProvisionedToken } from '../auth/tokenStore.js';
-import { readConfigFile } from '../config.js';
+import { TOKEN_NAME_RE, TokenStore, type ProvisionedToken } from '../auth/tokenStore.js';
 import { SIGNING_PASSWORD_MIN_CHARS, SigningPasswordStore } from '../record/signingPasswords.js';
-import { createPrivateFile, makePrivateDir } from '../util/privateFiles.js';
+import { cliActor, openAuditJournal, provisionedFrom } from './adminShared.js';
 import { resolveDataDir, type CliIo } from './audit.js';
 
 export const USERS_USAGE = `Usage: msc-gateway users <command> [--data-dir DIR] [--config FILE]
@@ -40,21 +36,7 @@ export interface UsersIo extends CliIo {
 
 const STDIO: UsersIo = { out: process.stdout, err: process.stderr, input: process.stdin };
 
-function cliActor(env: NodeJS.ProcessEnv): Principal {
-  let name: string;
-  try {
-    name = userInfo().username;
-  } catch {
-    name = env.USER ?? env.LOGNAME ?? 'unknown';
-  }
-  return { user: `cli:${name}`, role: 'admin' };
-}
 
-function provisionedFrom(configFile: string | undefined): ProvisionedToken[] {
-  if (!configFile) return [];
-  const auth = AuthConfigSchema.safeParse(readConfigFile(configFile).auth ?? {});
-  return auth.success ? auth.data.tokens : [];
-}
 
 /** The first line of a piped stdin (without its line break), or null at end of input without one. */
 export function readLine(input: NodeJS.ReadableStream): Promise<string | null> {
@@ -206,10 +188,7 @@ export async function usersCommand(argv: string[], env: NodeJS.ProcessEnv, io: U
 
   let db: Database.Database;
   try {
-    makePrivateDir(dataDir);
-    createPrivateFile(join(dataDir, 'journal.sqlite'));
-    db = new Database(join(dataDir, 'journal.sqlite'));
-    db.pragma('journal_mode = WAL');
+    db = openAuditJournal(dataDir);
   } catch (err) {
     io.err.write(`msc-gateway users: cannot open the journal for the audit trail: ${(err as Error).message}\n`);
     return 1;
