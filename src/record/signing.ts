@@ -26,7 +26,7 @@ import type { SessionRecord } from '../sessions/types.js';
 import { durableTransaction } from '../storage/schema.js';
 import { journalUnavailable } from '../storage/types.js';
 import type { PasswordCheck, SigningPasswordInfo } from './signingPasswords.js';
-import { SIGNATURE_MEANINGS, type SignatureMeaning } from './types.js';
+import { SIGNATURE_MEANINGS, type RecordSignature, type SignatureMeaning } from './types.js';
 
 export const SIGNING_MAX_FAILURES = 5;
 export const SIGNING_LOCK_MS = 15 * 60_000;
@@ -45,15 +45,7 @@ export interface SignRequest {
 }
 
 /** The signature as written; the route answers with the manifest entry of the record view (time zone, changedSince). */
-export interface SignedEntry {
-  auditId: number;
-  user: string;
-  printedName: string;
-  role: string;
-  meaning: SignatureMeaning;
-  at: number;
-  recordSha256: string;
-}
+export type SignedEntry = Omit<RecordSignature, 'atUtc' | 'atLocal' | 'changedSince'>;
 
 export type SignResult =
   | { ok: true; signature: SignedEntry; audit: AuditRecord }
