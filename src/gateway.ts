@@ -66,11 +66,6 @@ export interface GatewayOptions {
   clock?: Clock;
   /** Overrides clock.now everywhere (kept for callers that inject time alone). */
   now?: () => number;
-  /**
-   * The perfusion record (RecordService: view and current hash) signatures are bound to. Tests may give their
-   * own; see `records()` below for the gateway's own.
-   */
-  records?: RecordSource;
 }
 
 /** What signing needs of the perfusion record (src/record/service.ts RecordService has this shape). */
@@ -438,12 +433,11 @@ export class Gateway {
   }
 
   /**
-   * The perfusion record: the one instance GET /api/sessions/:id/record[.pdf] show and signatures are bound to
-   * (a test's own when it gives one). Without a journal there are no sessions, so no route asks.
+   * The perfusion record: the one instance GET /api/sessions/:id/record[.pdf] show and signatures are bound to.
+   * Without a journal there are no sessions, so no route asks.
    */
   private records(): RecordSource {
-    const records = this.opts.records ?? this.recordService;
-    if (records) return records;
+    if (this.recordService) return this.recordService;
     throw new GatewayError('internal', 'the perfusion record needs the journal', undefined, { missing: 'RecordService' });
   }
 

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig, type ConfigInput } from '../../src/config.js';
-import { Gateway, type RecordSource } from '../../src/gateway.js';
+import { Gateway } from '../../src/gateway.js';
 import { silentLogger } from '../../src/log.js';
 
 export type Role = 'viewer' | 'operator' | 'engineer' | 'admin';
@@ -24,15 +24,12 @@ export interface TestGateway {
 export interface TestGatewayOptions {
   dataDir?: string;
   logger?: ReturnType<typeof silentLogger>;
-  /** The perfusion record signatures bind (GatewayOptions.records). */
-  records?: RecordSource;
 }
 
 export async function startTestGateway(config: ConfigInput, opts: TestGatewayOptions = {}): Promise<TestGateway> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'msc-gw-'));
   const gateway = new Gateway(parseConfig({ http: { host: '127.0.0.1', port: 0 }, dataDir, ...config }), {
     logger: opts.logger ?? silentLogger(),
-    ...(opts.records ? { records: opts.records } : {}),
   });
   await gateway.start();
   const url = gateway.httpUrl;

@@ -6,21 +6,17 @@
  * changed since it was read is refused, an annotation after signing needs a reason, no password reaches the log,
  * and `msc-gateway audit verify` passes, then fails naming the `record.signed` row once its detail is edited.
  *
- * The perfusion record itself (RecordService) is stood in for by a small fake here: its hash is the SHA-256 of
- * the session's annotations (so a late annotation changes it), and its view lists the signatures read back from
- * the audit trail. The end-to-end test with the real RecordService is the lead's.
+ * The record signed is the gateway's own (RecordService over the journal), as in production.
  */
 import Database from 'better-sqlite3';
-import { createHash } from 'node:crypto';
 import { PassThrough, Writable } from 'node:stream';
 import { connect, type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditCommand } from '../../src/cli/audit.js';
 import { usersCommand } from '../../src/cli/users.js';
-import type { RecordSource } from '../../src/gateway.js';
 import { createLogger } from '../../src/log.js';
 import { encodeMqttPayload } from '../../src/protocol/mqtt.js';
-import type { RecordSignature, RecordView, SignatureMeaning } from '../../src/record/types.js';
+import type { RecordSignature } from '../../src/record/types.js';
 import type { SessionRecord } from '../../src/sessions/types.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
@@ -38,29 +34,8 @@ let device: MqttClient;
 let seq = 0;
 let logText = '';
 
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
-
-/** Stand-in for RecordService: enough of a record to bind signatures to and to show them. */
-const records: RecordSource = {
-  async current(rec: SessionRecord) {
-    const notes = gw.gateway.annotations.query({ device: rec.device, session: rec.sessionId });
-    return { sha256: sha256(JSON.stringify({ key: rec.key, endedAt: rec.endedAt, notes: notes.map((n) => [n.id, n.text]) })) };
-  },
-  async view(rec: SessionRecord): Promise<RecordView> {
-    const { sha256: now } = await records.current(rec);
-    const signatures: RecordSignature[] = gw.gateway.audit.query({ device: rec.device })
-      .filter((r) => r.action === 'record.signed' && r.session === rec.sessionId && r.detail.sessionKey === rec.key)
-      .map((r) => ({
-        auditId: r.id, user: r.user, role: r.role, printedName: String(r.detail.printedName), meaning: r.detail.meaning as SignatureMeaning,
-        at: r.at, atUtc: new Date(r.at).toISOString(), atLocal: new Date(r.at).toISOString(), recordSha256: String(r.detail.recordSha256),
-        changedSince: r.detail.recordSha256 !== now,
-      }));
-    return {
-      record: { session: { key: rec.key, sessionId: rec.sessionId } } as never, sha256: now, signatures, amendments: [],
-      changedSinceSigned: signatures.some((s) => s.changedSince), generatedAt: new Date().toISOString(),
-    };
-  },
-};
+/** The gateway's own perfusion records (the hash a signature binds). */
+const records = { current: (rec: SessionRecord) => gw.gateway.recordService!.current(rec) };
 
 async function state(s: 'RUNNING' | 'ENDED' | 'IDLE', sessionId: string | null): Promise<void> {
   await device.publishAsync(`msc/v1/${DEV}/state`, encodeMqttPayload({ type: 'S', seq: ++seq, t: Date.now(), state: s, sessionId }), { qos: 1 });
@@ -104,7 +79,7 @@ beforeAll(async () => {
   broker = await startMosquitto();
   const logStream = new Writable({ write(c, _e, cb) { logText += String(c); cb(); } });
   gw = await startTestGateway({ mqtt: { url: broker.url, clientId: `gw-sig-${process.pid}` }, auth: { rateLimit: { burst: 1000, perSecond: 1000 } } },
-    { records, logger: createLogger('trace', logStream) });
+    { logger: createLogger('trace', logStream) });
   device = await new Promise<MqttClient>((ok, fail) => {
     const m = connect(broker.url, { clientId: `console-${DEV}-${process.pid}`, protocolVersion: 5 });
     m.once('connect', () => ok(m));
