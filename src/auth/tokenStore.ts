@@ -4,13 +4,12 @@
  * The daemon notices changes made by the `msc-gateway tokens` CLI within `recheckMs`, so a revoked token
  * stops working without a restart.
  */
-import { readFileSync, rmSync, statSync } from 'node:fs';
-import { writeFileAtomic } from '../util/atomicFile.js';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { AuditSink } from '../audit/auditLog.js';
 import type { Logger } from '../log.js';
 import { isRole, ROLES, type Principal, type Role } from './roles.js';
+import { WatchedFile } from '../util/watchedFile.js';
 import { digestsEqual, generateToken, hashToken, SHA256_HEX_RE, TOKEN_MAX_CHARS } from './tokenHash.js';
 
 /** Token names are user names in the audit trail: short, printable, no spaces. */
@@ -86,18 +85,18 @@ const FileSchema = z.object({
 export class TokenStore implements Authenticator {
   private entries: Entry[] = [];
   private fileError: string | null = null;
-  private fileStamp = '';
-  private lastCheck = -Infinity;
+  private readonly watched: WatchedFile;
   /** The digest each principal authenticated with, so revoking and re-adding a name still ends old sessions. */
   private readonly digests = new WeakMap<Principal, Buffer>();
   private readonly now: () => number;
 
   constructor(private readonly opts: TokenStoreOptions) {
     this.now = opts.now ?? Date.now;
+    this.watched = new WatchedFile(join(opts.dataDir, 'tokens.json'), this.now, opts.recheckMs);
   }
 
   get file(): string {
-    return join(this.opts.dataDir, 'tokens.json');
+    return this.watched.path;
   }
 
   /** Loads tokens.json (a missing file is an empty one). A corrupt file is logged and accepts nobody. */
@@ -171,16 +170,9 @@ export class TokenStore implements Authenticator {
 
   /** Writes the new token list and audits it; a change that cannot be audited is undone (Part 11). */
   private change(next: Entry[], actor: Principal, action: string, detail: Record<string, unknown>): void {
-    const before = this.fileEntries();
-    const existed = this.fileStamp !== 'absent';
-    this.writeFile(next);
-    try {
+    this.watched.replaceAudited(fileText(next), () => {
       this.opts.audit?.append({ user: actor.user, role: actor.role, action, detail, outcome: 'done' });
-    } catch (err) {
-      if (existed) this.writeFile(before);
-      else rmSync(this.file, { force: true });
-      throw err;
-    }
+    });
   }
 
   private fileEntries(): Entry[] {
@@ -188,39 +180,26 @@ export class TokenStore implements Authenticator {
   }
 
   private maybeReload(): void {
-    const now = this.now();
-    if (now - this.lastCheck < (this.opts.recheckMs ?? 1000)) return;
-    this.lastCheck = now;
-    if (this.stamp() !== this.fileStamp) this.reload();
-  }
-
-  private stamp(): string {
-    try {
-      const s = statSync(this.file);
-      return `${s.ino}:${s.size}:${s.mtimeMs}`;
-    } catch {
-      return 'absent';
-    }
+    if (this.watched.changed()) this.reload();
   }
 
   private reload(): void {
-    this.fileStamp = this.stamp();
-    this.lastCheck = this.now();
     const provisioned: Entry[] = (this.opts.provisioned ?? []).map((p) => ({
       name: p.name, role: p.role, digest: Buffer.from(p.sha256.toLowerCase(), 'hex'), source: 'config' as const,
       createdAt: null, createdBy: 'config',
     }));
     let fromFile: Entry[] = [];
     this.fileError = null;
-    if (this.fileStamp !== 'absent') {
-      try {
-        const parsed = FileSchema.parse(JSON.parse(readFileSync(this.file, 'utf8')));
+    try {
+      const text = this.watched.read();
+      if (text !== null) {
+        const parsed = FileSchema.parse(JSON.parse(text));
         fromFile = parsed.tokens.map((t) => ({ ...t, digest: Buffer.from(t.sha256, 'hex'), source: 'file' as const }));
-      } catch (err) {
-        // Fail closed: a file we cannot read accepts nobody (config tokens still work).
-        this.fileError = (err as Error).message.split('\n')[0];
-        this.opts.logger?.error({ file: this.file, error: this.fileError }, 'tokens file unreadable; its tokens are refused');
       }
+    } catch (err) {
+      // Fail closed: a file we cannot read accepts nobody (config tokens still work).
+      this.fileError = (err as Error).message.split('\n')[0];
+      this.opts.logger?.error({ file: this.file, error: this.fileError }, 'tokens file unreadable; its tokens are refused');
     }
     const names = new Set(provisioned.map((p) => p.name));
     for (const e of fromFile) {
@@ -234,14 +213,14 @@ export class TokenStore implements Authenticator {
     this.entries = provisioned;
   }
 
-  /** Atomic replace: a crash leaves the old file or the new one, never half of one. */
-  private writeFile(entries: Entry[]): void {
-    const body = JSON.stringify({
-      version: 1,
-      tokens: entries.map((e) => ({
-        name: e.name, role: e.role, sha256: e.digest.toString('hex'), createdAt: e.createdAt, createdBy: e.createdBy,
-      })),
-    }, null, 2) + '\n';
-    writeFileAtomic(this.file, body, 0o600);
-  }
+}
+
+/** tokens.json's text for these entries (digests only, never a token). */
+function fileText(entries: Entry[]): string {
+  return JSON.stringify({
+    version: 1,
+    tokens: entries.map((e) => ({
+      name: e.name, role: e.role, sha256: e.digest.toString('hex'), createdAt: e.createdAt, createdBy: e.createdBy,
+    })),
+  }, null, 2) + '\n';
 }

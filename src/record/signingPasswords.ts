@@ -8,14 +8,13 @@
  * scrypt runs in libuv's thread pool (the async API): checking a password never holds the event loop.
  */
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
-import { readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { AuditSink } from '../audit/auditLog.js';
 import type { Principal } from '../auth/roles.js';
 import { TOKEN_NAME_RE } from '../auth/tokenStore.js';
 import type { Logger } from '../log.js';
-import { writeFileAtomic } from '../util/atomicFile.js';
+import { WatchedFile } from '../util/watchedFile.js';
 
 export const SIGNING_PASSWORD_MIN_CHARS = 10;
 /** scrypt's cost grows with the input only slightly, but a bound keeps a request body from feeding it megabytes. */
@@ -141,16 +140,16 @@ export function printedNameProblem(printedName: string): string | null {
 export class SigningPasswordStore {
   private entries: Entry[] = [];
   private fileError: string | null = null;
-  private fileStamp = '';
-  private lastCheck = -Infinity;
+  private readonly watched: WatchedFile;
   private readonly now: () => number;
 
   constructor(private readonly opts: SigningPasswordStoreOptions) {
     this.now = opts.now ?? Date.now;
+    this.watched = new WatchedFile(join(opts.dataDir, 'signing-passwords.json'), this.now, opts.recheckMs);
   }
 
   get file(): string {
-    return join(this.opts.dataDir, 'signing-passwords.json');
+    return this.watched.path;
   }
 
   /** Loads the file (a missing file is an empty one). A corrupt file is logged and signs nobody. */
@@ -206,48 +205,31 @@ export class SigningPasswordStore {
     const entry: Entry = {
       name, printedName: printedName.trim(), setAt: new Date(this.now()).toISOString(), setBy: actor.user, scrypt: scryptHash,
     };
-    const before = this.entries;
-    const existed = this.fileStamp !== 'absent';
-    this.writeFile([...before.filter((e) => e.name !== name), entry]);
+    const next = [...this.entries.filter((e) => e.name !== name), entry];
     try {
-      this.opts.audit?.append({
-        user: actor.user, role: actor.role, action: 'user.signing_password', outcome: 'set',
-        detail: { name, printedName: entry.printedName },
+      this.watched.replaceAudited(JSON.stringify({ version: 1, users: next }, null, 2) + '\n', () => {
+        this.opts.audit?.append({
+          user: actor.user, role: actor.role, action: 'user.signing_password', outcome: 'set',
+          detail: { name, printedName: entry.printedName },
+        });
       });
-    } catch (err) {
-      if (existed) this.writeFile(before);
-      else rmSync(this.file, { force: true });
+    } finally {
       this.reload();
-      throw err;
     }
-    this.reload();
     return { ok: true, value: info(entry) };
   }
 
   private maybeReload(): void {
-    const now = this.now();
-    if (now - this.lastCheck < (this.opts.recheckMs ?? 1000)) return;
-    this.lastCheck = now;
-    if (this.stamp() !== this.fileStamp) this.reload();
-  }
-
-  private stamp(): string {
-    try {
-      const s = statSync(this.file);
-      return `${s.ino}:${s.size}:${s.mtimeMs}`;
-    } catch {
-      return 'absent';
-    }
+    if (this.watched.changed()) this.reload();
   }
 
   private reload(): void {
-    this.fileStamp = this.stamp();
-    this.lastCheck = this.now();
     this.fileError = null;
     this.entries = [];
-    if (this.fileStamp === 'absent') return;
     try {
-      const parsed = FileSchema.parse(JSON.parse(readFileSync(this.file, 'utf8')));
+      const text = this.watched.read();
+      if (text === null) return;
+      const parsed = FileSchema.parse(JSON.parse(text));
       const seen = new Set<string>();
       for (const u of parsed.users) {
         if (seen.has(u.name)) throw new Error(`user ${u.name} is listed twice`);
@@ -261,10 +243,6 @@ export class SigningPasswordStore {
         : (err as Error).message.split('\n')[0];
       this.opts.logger?.error({ file: this.file, error: this.fileError }, 'signing passwords file unreadable; nobody can sign');
     }
-  }
-
-  private writeFile(entries: Entry[]): void {
-    writeFileAtomic(this.file, JSON.stringify({ version: 1, users: entries }, null, 2) + '\n', 0o600);
   }
 }
 
