@@ -201,6 +201,9 @@ const floorTo = (t: number, w: number) => t - (((t % w) + w) % w);
  * folds the kept buckets on to the chart's width w. Folding adds sums and counts in time order starting from 0, so
  * the same rows give the same doubles whenever the folds happen (module comment).
  */
+/** Spare buckets a TrendAccumulator keeps for reuse. */
+const SPARE_BUCKETS = 64;
+
 export class TrendAccumulator {
   readonly channels: readonly string[];
   private readonly seen: boolean[];
@@ -208,6 +211,7 @@ export class TrendAccumulator {
   private open: Array<Bucket | null> = [null];
   private closed: Bucket[] = [];
   private cur: Bucket | null = null;
+  private readonly spare: Bucket[] = [];
 
   constructor(channels: readonly string[] = TREND_CHANNELS) {
     this.channels = channels;
@@ -257,6 +261,7 @@ export class TrendAccumulator {
         let p = wider[wider.length - 1];
         if (!p || p.start !== s) wider.push((p = this.bucket(s)));
         this.fold(p, x);
+        this.recycle(x);
       }
       // The last wider bucket stays open when data still pending (in the open narrower buckets) falls in it.
       let pending = Infinity;
@@ -321,12 +326,31 @@ export class TrendAccumulator {
     return a;
   }
 
+  /**
+   * A new bucket: a spare one reset when there is one. A pass makes ~100,000 buckets a day of which ~1,500 are kept;
+   * allocating each made V8 pretenure them all (the site's objects are seen to survive, as the kept ones do), and
+   * the short-lived ones then filled the old generation: ~70 MB of garbage per day passed, in the gateway's RSS.
+   */
   private bucket(start: number): Bucket {
+    const spare = this.spare.pop();
+    if (spare) {
+      spare.start = start;
+      spare.min.fill(Infinity);
+      spare.max.fill(-Infinity);
+      spare.sum.fill(0);
+      spare.n.fill(0);
+      return spare;
+    }
     const c = this.channels.length;
     return {
       start, min: new Array<number>(c).fill(Infinity), max: new Array<number>(c).fill(-Infinity),
       sum: new Array<number>(c).fill(0), n: new Array<number>(c).fill(0),
     };
+  }
+
+  /** A bucket folded into another and no longer referenced, kept for reuse. */
+  private recycle(b: Bucket): void {
+    if (this.spare.length < SPARE_BUCKETS) this.spare.push(b);
   }
 
   private fold(into: Bucket, x: Bucket): void {
@@ -355,6 +379,7 @@ export class TrendAccumulator {
     }
     if (!p) this.open[level + 1] = p = this.bucket(s);
     this.fold(p, x);
+    this.recycle(x);
   }
 }
 
