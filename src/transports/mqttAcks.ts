@@ -18,15 +18,30 @@ import type { Writable } from 'node:stream';
 /** Passed to mqtt.js' handleMessage callback: "no PUBACK from you, go on reading". */
 export const DEFERRED: Error = Object.freeze(new Error('PUBACK deferred until the message is durable')) as Error;
 
-interface PendingAck {
-  stream: Writable;
-  messageId: number;
+/** Messages that become durable together: those given the same promise (one journal batch). */
+interface AckGroup {
   state: 'waiting' | 'durable' | 'failed';
 }
 
+/** Called once per message whose ingest failed (no PUBACK goes out for it). */
+export type AckFailed = (err: unknown, topic: string, stream: Writable) => void;
+
+interface PendingAck {
+  stream: Writable;
+  messageId: number;
+  group: AckGroup;
+  topic: string;
+  onFailed: AckFailed;
+}
+
+const PUBACK_BYTES = 4;
+
 /** PUBACK with reason Success and no properties: 2 bytes of remaining length in MQTT 3.1.1 and 5 alike (5 §3.4.2.1). */
-function puback(messageId: number): Buffer {
-  return Buffer.from([0x40, 0x02, (messageId >> 8) & 0xff, messageId & 0xff]);
+function writePuback(to: Buffer, at: number, messageId: number): void {
+  to[at] = 0x40;
+  to[at + 1] = 0x02;
+  to[at + 2] = (messageId >> 8) & 0xff;
+  to[at + 3] = messageId & 0xff;
 }
 
 export class OrderedAcks {
@@ -35,25 +50,37 @@ export class OrderedAcks {
   private idleWaiters: Array<() => void> = [];
   private sent = 0;
   private drainQueued = false;
+  /** The last promise given to defer() and its group: the messages of one batch share one reaction. */
+  private lastPromise: Promise<void> | null = null;
+  private lastGroup: AckGroup | null = null;
 
   /**
    * Holds the PUBACK of `messageId` until `durable` resolves and every earlier message's has gone. When it
-   * rejects, no PUBACK is sent (onFailed drops the connection, and the broker delivers the message again).
+   * rejects, no PUBACK is sent and `onFailed` is called with `topic` (the caller drops the connection, and the
+   * broker delivers the message again). Messages given the same promise share one reaction to it.
    */
-  defer(stream: Writable, messageId: number, durable: Promise<void>, onFailed: (err: unknown) => void): void {
-    const entry: PendingAck = { stream, messageId, state: 'waiting' };
-    this.queue.push(entry);
-    durable.then(
-      () => {
-        entry.state = 'durable';
-        this.scheduleDrain();
-      },
-      (err: unknown) => {
-        entry.state = 'failed';
-        onFailed(err);
-        this.scheduleDrain();
-      },
-    );
+  defer(stream: Writable, messageId: number, durable: Promise<void>, onFailed: AckFailed, topic = ''): void {
+    let group = this.lastGroup;
+    if (durable !== this.lastPromise || group === null || group.state !== 'waiting') {
+      const g: AckGroup = (group = { state: 'waiting' });
+      this.lastPromise = durable;
+      this.lastGroup = g;
+      durable.then(
+        () => {
+          g.state = 'durable';
+          this.scheduleDrain();
+        },
+        (err: unknown) => {
+          g.state = 'failed';
+          for (let i = this.head; i < this.queue.length; i++) {
+            const e = this.queue[i];
+            if (e.group === g) e.onFailed(err, e.topic, e.stream);
+          }
+          this.scheduleDrain();
+        },
+      );
+    }
+    this.queue.push({ stream, messageId, group, topic, onFailed });
   }
 
   /** Messages received and not yet acknowledged (or given up). */
@@ -86,27 +113,26 @@ export class OrderedAcks {
   }
 
   private drain(): void {
-    let stream: Writable | null = null;
-    let batch: Buffer[] = [];
-    const flush = () => {
-      if (stream && batch.length > 0 && !stream.destroyed && stream.writable) {
-        stream.write(batch.length === 1 ? batch[0] : Buffer.concat(batch));
-        this.sent += batch.length;
-      }
-      batch = [];
-    };
+    // Runs of durable messages on one connection: one buffer and one write each.
     while (this.head < this.queue.length) {
-      const e = this.queue[this.head];
-      if (e.state === 'waiting') break;
-      this.head += 1;
-      if (e.state !== 'durable') continue;
-      if (e.stream !== stream) {
-        flush();
-        stream = e.stream;
+      const first = this.queue[this.head];
+      if (first.group.state === 'waiting') break;
+      if (first.group.state === 'failed') {
+        this.head += 1;
+        continue;
       }
-      batch.push(puback(e.messageId));
+      const stream = first.stream;
+      let end = this.head;
+      while (end < this.queue.length && this.queue[end].stream === stream && this.queue[end].group.state === 'durable') end++;
+      const n = end - this.head;
+      if (!stream.destroyed && stream.writable) {
+        const buf = Buffer.allocUnsafe(n * PUBACK_BYTES);
+        for (let i = 0; i < n; i++) writePuback(buf, i * PUBACK_BYTES, this.queue[this.head + i].messageId);
+        stream.write(buf);
+        this.sent += n;
+      }
+      this.head = end;
     }
-    flush();
     if (this.head > 1024 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head);
       this.head = 0;

@@ -95,4 +95,41 @@ describe('OrderedAcks', () => {
     expect(fresh.ids()).toEqual([1]);
     expect(idle).toBe(true);
   });
+
+  it('messages of one batch (one promise) that fails each get no PUBACK and each report their own topic; the next batch goes on', async () => {
+    const acks = new OrderedAcks();
+    const s = new Sink();
+    const failed: string[] = [];
+    const onFailed = (_err: unknown, topic: string, stream: Writable) => {
+      expect(stream).toBe(s);
+      failed.push(topic);
+    };
+    const first = deferred();
+    const second = deferred();
+    acks.defer(s, 1, first.promise, onFailed, 'msc/v1/A/telemetry');
+    acks.defer(s, 2, first.promise, onFailed, 'msc/v1/B/telemetry');
+    acks.defer(s, 3, second.promise, onFailed, 'msc/v1/A/telemetry');
+    acks.defer(s, 4, second.promise, onFailed, 'msc/v1/C/telemetry');
+    second.resolve();
+    await settle();
+    expect(s.ids()).toEqual([]); // held behind the first batch
+    first.reject(new Error('disk'));
+    await settle();
+    expect(failed).toEqual(['msc/v1/A/telemetry', 'msc/v1/B/telemetry']);
+    expect(s.ids()).toEqual([3, 4]);
+    expect(s.writes).toHaveLength(1);
+    expect(acks.pending).toBe(0);
+  });
+
+  it('a promise given again after it settled still releases the messages deferred on it', async () => {
+    const acks = new OrderedAcks();
+    const s = new Sink();
+    const done = Promise.resolve();
+    acks.defer(s, 1, done, () => undefined);
+    await settle();
+    acks.defer(s, 2, done, () => undefined);
+    await settle();
+    expect(s.ids()).toEqual([1, 2]);
+    expect(acks.pending).toBe(0);
+  });
 });
