@@ -173,7 +173,7 @@ describe('telemetry checkpoints', () => {
     const ck = new RecordCheckpointer({ database: () => db, now: () => now, logger: { info: () => {}, warn: () => {} }, pageRows: 500, chunkRows: 500 });
     await ck.turn();
     expect(ck.stats.saved).toBeGreaterThan(0);
-    const kept = loadCheckpoint(db, rec);
+    const kept = await loadCheckpoint(db, rec);
     expect(kept.invalid).toBe(false);
     expect(kept.state!.key!.t).toBe(midT);
     expect(kept.state!.telemetry.n).toBe(1_200);
@@ -191,7 +191,7 @@ describe('telemetry checkpoints', () => {
     // A serial console's backlog lands inside the checkpoint's rows: it no longer describes them.
     db.prepare('INSERT INTO telemetry (device, session, seq, t, rx, v) VALUES (?, ?, ?, ?, ?, ?)')
       .run(shape.device, 'S-1', 7, T0 + 5 * 200 + 50, now, '{"QB":999,"TR":30}');
-    expect(loadCheckpoint(db, rec)).toEqual({ state: null, invalid: true });
+    expect(await loadCheckpoint(db, rec)).toEqual({ state: null, invalid: true });
     const again = await telemetryPassFromCheckpoint(() => db, reader, rec, now, bucketMs);
     expect(passStats.invalidated - before.invalidated).toBe(1);
     expect(again.channels.channels.QB.max).toBe(999);
@@ -202,13 +202,13 @@ describe('telemetry checkpoints', () => {
     const fresh = TelemetryPassState.fresh(rec.device, rec.startedAt);
     await fresh.advance(() => db, { to: deviceRange(rec, now).to });
     expect(saveCheckpoint(db, rec, fresh, now)).toBe(true);
-    expect(loadCheckpoint(db, rec).invalid).toBe(false);
+    expect((await loadCheckpoint(db, rec)).invalid).toBe(false);
     db.prepare('INSERT INTO state (device, session, seq, t, rx, state, previous) VALUES (?, ?, ?, ?, ?, ?, ?)')
       .run(shape.device, 'S-1', 8, T0 + 3_000, T0 + 3_000, 'PAUSED', 'RUNNING');
-    expect(loadCheckpoint(db, rec).invalid).toBe(true);
+    expect((await loadCheckpoint(db, rec)).invalid).toBe(true);
     expect(saveCheckpoint(db, rec, fresh, now)).toBe(true);
     db.prepare('DELETE FROM telemetry WHERE id = (SELECT min(id) FROM telemetry)').run();
-    expect(loadCheckpoint(db, rec).invalid).toBe(true);
+    expect((await loadCheckpoint(db, rec)).invalid).toBe(true);
   });
 
   it('a checkpoint past the session\'s end (device times after ENDED) is not used', async () => {
@@ -238,18 +238,18 @@ describe('telemetry checkpoints', () => {
     });
     ck.start();
     try {
-      const at = () => loadCheckpoint(db, rec).state?.key?.t ?? null;
-      await waitFor(() => at() === lastT, { message: 'checkpoint at the last row' });
+      const at = async () => (await loadCheckpoint(db, rec)).state?.key?.t ?? null;
+      await waitFor(async () => (await at()) === lastT, { message: 'checkpoint at the last row' });
       expect(ck.stats.rows).toBe(1_000);
       // Rows received 5 s ago are left for later (they may still be arriving out of order)...
       const recentT = writeRows(db, { ...shape }, 1_000, 1_100);
       db.prepare('UPDATE telemetry SET rx = ? WHERE device = ? AND t > ?').run(now - 5_000, shape.device, lastT);
       const turns = ck.stats.turns;
       await waitFor(() => ck.stats.turns >= turns + 2, { message: 'two more turns' });
-      expect(at()).toBe(lastT);
+      expect(await at()).toBe(lastT);
       // ...and passed once they are older than the lag.
       now += 10_000;
-      await waitFor(() => at() === recentT, { message: 'checkpoint moved on' });
+      await waitFor(async () => (await at()) === recentT, { message: 'checkpoint moved on' });
       lastT = recentT;
       expect(ck.stats.rows).toBe(1_100);
       expect(ck.stats.restarts).toBe(0);
