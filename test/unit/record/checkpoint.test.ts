@@ -359,6 +359,35 @@ describe('checking a checkpoint without stalling the event loop', () => {
     expect(JSON.parse(saved(db, rec))).toEqual(await freshPass(db, rec, now, 300));
   });
 
+  it('after a failed turn, and for a session that stopped running, the checkpointer checks in full again', async () => {
+    const db = journal();
+    writeRows(db, shape, 0, 1_000);
+    let rec = record(db, shape.device, T0, null);
+    const now = T0 + 3_600_000;
+    let failSave = false;
+    const ck = new RecordCheckpointer({
+      database: () => db, now: () => now, lagMs: lag, checkWindowMs: 10_000,
+      logger: { info: (_o, m) => { if (failSave && m === 'record checkpoint saved') throw new Error('log sink gone'); }, warn: () => {} },
+    });
+    await ck.turn();
+    writeRows(db, shape, 1_000, 1_100);
+    failSave = true; // the turn fails after it saved its checkpoint
+    await ck.turn();
+    expect(ck.stats).toMatchObject({ failed: 1, fullChecks: 0, incrementalChecks: 1 });
+    failSave = false;
+    await ck.turn();
+    expect(ck.stats).toMatchObject({ failed: 1, fullChecks: 1, incrementalChecks: 1, restarts: 0 });
+    await ck.turn();
+    expect(ck.stats).toMatchObject({ fullChecks: 1, incrementalChecks: 2 });
+    // A turn that does not list the session (it ended) forgets it; were it running again, it is checked in full.
+    rec = end(db, rec, T0 + 500_000);
+    await ck.turn();
+    expect(ck.stats).toMatchObject({ fullChecks: 1, incrementalChecks: 2 });
+    db.prepare('UPDATE session_record SET ended_at = NULL, ended_rx = NULL, end_reason = NULL WHERE key = ?').run(rec.key);
+    await ck.turn();
+    expect(ck.stats).toMatchObject({ fullChecks: 2, incrementalChecks: 2, restarts: 0 });
+  });
+
   it('a late telemetry row landing inside the checkpoint between two turns is found by the incremental check', async () => {
     const db = journal();
     writeRows(db, shape, 0, 1_000);
@@ -383,6 +412,30 @@ describe('checking a checkpoint without stalling the event loop', () => {
     await ck.turn();
     expect(ck.stats).toMatchObject({ fullChecks: 0, incrementalChecks: 3, restarts: 1 });
     expect(JSON.parse(saved(db, rec))).toEqual(await freshPass(db, rec, now, 300));
+  });
+
+  it('a row landing inside the checkpoint while a turn moves it on is found the next turn (watermarks read before the advance)', async () => {
+    const db = journal();
+    writeRows(db, shape, 0, 1_000);
+    const rec = record(db, shape.device, T0, null);
+    const now = T0 + 3_600_000;
+    const ck = new RecordCheckpointer({ database: () => db, now: () => now, logger: quiet, lagMs: lag, pageRows: 100, chunkRows: 10_000, checkWindowMs: 10_000 });
+    await ck.turn();
+    const lastT = writeRows(db, shape, 1_000, 1_400);
+    // The turn yields between pages of its advance: the row lands there, behind the pass, after the watermarks.
+    let landedDuringTurn = -1;
+    setImmediate(() => {
+      insertTelemetry(db, 7, T0 + 5 * 200 + 50, lastT + 7);
+      landedDuringTurn = ck.stats.turns;
+    });
+    await ck.turn();
+    expect(landedDuringTurn).toBe(1);
+    expect(ck.stats).toMatchObject({ rows: 1_400, fullChecks: 0, incrementalChecks: 1, restarts: 0 });
+    await ck.turn();
+    expect(ck.stats).toMatchObject({ fullChecks: 0, incrementalChecks: 2, restarts: 1 });
+    const kept = JSON.parse(saved(db, rec)) as SavedPass;
+    expect(kept.telemetry.n).toBe(1_401);
+    expect(kept).toEqual(await freshPass(db, rec, now, 100));
   });
 
   it('a late state row received within the checkpoint\'s rows is found by the incremental check', async () => {
