@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../../src/audit/canonical.js';
 import {
-  loadCheckpoint, passStats, RecordCheckpointer, saveCheckpoint, telemetryPassFromCheckpoint,
+  CHECK_WINDOW_MS, LATE_ROWS_SQL, loadCheckpoint, passStats, RecordCheckpointer, saveCheckpoint, telemetryPassFromCheckpoint,
 } from '../../../src/record/checkpoint.js';
 import {
   foldLevel, TelemetryPassState, telemetryPass, trendBucketMs, type SavedPass,
@@ -173,7 +173,7 @@ describe('telemetry checkpoints', () => {
     const ck = new RecordCheckpointer({ database: () => db, now: () => now, logger: { info: () => {}, warn: () => {} }, pageRows: 500, chunkRows: 500 });
     await ck.turn();
     expect(ck.stats.saved).toBeGreaterThan(0);
-    const kept = loadCheckpoint(db, rec);
+    const kept = await loadCheckpoint(db, rec);
     expect(kept.invalid).toBe(false);
     expect(kept.state!.key!.t).toBe(midT);
     expect(kept.state!.telemetry.n).toBe(1_200);
@@ -191,7 +191,7 @@ describe('telemetry checkpoints', () => {
     // A serial console's backlog lands inside the checkpoint's rows: it no longer describes them.
     db.prepare('INSERT INTO telemetry (device, session, seq, t, rx, v) VALUES (?, ?, ?, ?, ?, ?)')
       .run(shape.device, 'S-1', 7, T0 + 5 * 200 + 50, now, '{"QB":999,"TR":30}');
-    expect(loadCheckpoint(db, rec)).toEqual({ state: null, invalid: true });
+    expect(await loadCheckpoint(db, rec)).toEqual({ state: null, invalid: true });
     const again = await telemetryPassFromCheckpoint(() => db, reader, rec, now, bucketMs);
     expect(passStats.invalidated - before.invalidated).toBe(1);
     expect(again.channels.channels.QB.max).toBe(999);
@@ -202,13 +202,13 @@ describe('telemetry checkpoints', () => {
     const fresh = TelemetryPassState.fresh(rec.device, rec.startedAt);
     await fresh.advance(() => db, { to: deviceRange(rec, now).to });
     expect(saveCheckpoint(db, rec, fresh, now)).toBe(true);
-    expect(loadCheckpoint(db, rec).invalid).toBe(false);
+    expect((await loadCheckpoint(db, rec)).invalid).toBe(false);
     db.prepare('INSERT INTO state (device, session, seq, t, rx, state, previous) VALUES (?, ?, ?, ?, ?, ?, ?)')
       .run(shape.device, 'S-1', 8, T0 + 3_000, T0 + 3_000, 'PAUSED', 'RUNNING');
-    expect(loadCheckpoint(db, rec).invalid).toBe(true);
+    expect((await loadCheckpoint(db, rec)).invalid).toBe(true);
     expect(saveCheckpoint(db, rec, fresh, now)).toBe(true);
     db.prepare('DELETE FROM telemetry WHERE id = (SELECT min(id) FROM telemetry)').run();
-    expect(loadCheckpoint(db, rec).invalid).toBe(true);
+    expect((await loadCheckpoint(db, rec)).invalid).toBe(true);
   });
 
   it('a checkpoint past the session\'s end (device times after ENDED) is not used', async () => {
@@ -238,18 +238,18 @@ describe('telemetry checkpoints', () => {
     });
     ck.start();
     try {
-      const at = () => loadCheckpoint(db, rec).state?.key?.t ?? null;
-      await waitFor(() => at() === lastT, { message: 'checkpoint at the last row' });
+      const at = async () => (await loadCheckpoint(db, rec)).state?.key?.t ?? null;
+      await waitFor(async () => (await at()) === lastT, { message: 'checkpoint at the last row' });
       expect(ck.stats.rows).toBe(1_000);
       // Rows received 5 s ago are left for later (they may still be arriving out of order)...
       const recentT = writeRows(db, { ...shape }, 1_000, 1_100);
       db.prepare('UPDATE telemetry SET rx = ? WHERE device = ? AND t > ?').run(now - 5_000, shape.device, lastT);
       const turns = ck.stats.turns;
       await waitFor(() => ck.stats.turns >= turns + 2, { message: 'two more turns' });
-      expect(at()).toBe(lastT);
+      expect(await at()).toBe(lastT);
       // ...and passed once they are older than the lag.
       now += 10_000;
-      await waitFor(() => at() === recentT, { message: 'checkpoint moved on' });
+      await waitFor(async () => (await at()) === recentT, { message: 'checkpoint moved on' });
       lastT = recentT;
       expect(ck.stats.rows).toBe(1_100);
       expect(ck.stats.restarts).toBe(0);
@@ -260,5 +260,224 @@ describe('telemetry checkpoints', () => {
     const turns = ck.stats.turns;
     await new Promise((r) => setImmediate(r));
     expect(ck.stats.turns).toBe(turns);
+  });
+});
+
+describe('checking a checkpoint without stalling the event loop', () => {
+  const shape: Shape = { device: 'MSC-INC', rows: 2_000, stepMs: 200 };
+  const quiet = { info: () => {}, warn: () => {} };
+  const lag = 10_000;
+  const insertTelemetry = (db: Db, seq: number, t: number, rx: number, v = '{"QB":999,"TR":30}') =>
+    db.prepare('INSERT INTO telemetry (device, session, seq, t, rx, v) VALUES (?, ?, ?, ?, ?, ?)').run(shape.device, 'S-1', seq, t, rx, v);
+  /** The journal's checkpoint as JSON, and a fresh pass over every row received LAG before `now` as the checkpointer runs it. */
+  const saved = (db: Db, rec: SessionRecord) =>
+    (db.prepare('SELECT data FROM record_checkpoint WHERE session_key = ?').get(rec.key) as { data: string }).data;
+  async function freshPass(db: Db, rec: SessionRecord, now: number, pageRows: number): Promise<SavedPass> {
+    const fresh = TelemetryPassState.fresh(rec.device, rec.startedAt);
+    await fresh.advance(() => db, { to: Infinity, rxBefore: now - lag, pageRows, runningSince: rec.startedAt });
+    return fresh.save();
+  }
+
+  it('the full check counts the prefix window by window, yielding between windows, with the same answers', async () => {
+    const db = journal();
+    writeRows(db, shape, 0, 1_200);
+    const rec = record(db, shape.device, T0, null);
+    const state = TelemetryPassState.fresh(rec.device, rec.startedAt);
+    await state.advance(() => db, { to: Infinity });
+    expect(saveCheckpoint(db, rec, state, 0)).toBe(true);
+    const key = state.key!;
+    // ~248 s of rows every 200 ms with an 8 s gap: windows of 10 s start on row times (a boundary row counted twice
+    // or not at all would show), windows of 1 s meet empty ones in the gap, 7.777 s ones fall between rows, and one
+    // window of 15 min holds it all.
+    const windows = [10_000, 1_000, 7_777, CHECK_WINDOW_MS];
+    const invalid = async () => Promise.all(windows.map(async (windowMs) => (await loadCheckpoint(db, rec, { windowMs })).invalid));
+    expect(await invalid()).toEqual([false, false, false, false]);
+
+    // Not one synchronous block: an immediate scheduled before the check runs before the check ends...
+    const order: string[] = [];
+    setImmediate(() => order.push('immediate'));
+    await loadCheckpoint(db, rec, { windowMs: 10_000 }).then(() => order.push('check'));
+    expect(order).toEqual(['immediate', 'check']);
+    // ...while a check within one window is (the comparison above is about something).
+    order.length = 0;
+    setImmediate(() => order.push('immediate'));
+    await loadCheckpoint(db, rec, { windowMs: CHECK_WINDOW_MS }).then(() => order.push('check'));
+    await new Promise((r) => setImmediate(r));
+    expect(order).toEqual(['check', 'immediate']);
+
+    // A row just after the key, in the last window, is not inside the prefix; a late row in a middle window is.
+    const after = insertTelemetry(db, key.seq + 1, key.t, T0).lastInsertRowid;
+    expect(await invalid()).toEqual([false, false, false, false]);
+    db.prepare('DELETE FROM telemetry WHERE id = ?').run(after);
+    const late = insertTelemetry(db, 7, T0 + 100_000 + 50, T0).lastInsertRowid;
+    expect(await invalid()).toEqual([true, true, true, true]);
+    db.prepare('DELETE FROM telemetry WHERE id = ?').run(late);
+    expect(await invalid()).toEqual([false, false, false, false]);
+    // A removed row in a middle window.
+    db.prepare('DELETE FROM telemetry WHERE device = ? AND t = ?').run(shape.device, T0 + 60_000);
+    expect(await invalid()).toEqual([true, true, true, true]);
+  });
+
+  it('the incremental check reads the new rows by rowid range, not the session\'s prefix through the index', () => {
+    const db = journal();
+    for (const [table, sql] of Object.entries(LATE_ROWS_SQL)) {
+      const plan = db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all({ w: 1, device: 'X', from: 0, keyT: 0, keySeq: 0, lastRx: 0, lastSeq: 0 }) as Array<{ detail: string }>;
+      expect(plan.map((p) => p.detail)).toEqual([`SEARCH ${table} USING INTEGER PRIMARY KEY (rowid>?)`]);
+    }
+  });
+
+  it('between turns the checkpointer counts only the rows added since its previous turn, not the whole prefix', async () => {
+    const db = journal();
+    writeRows(db, shape, 0, 1_000);
+    const rec = record(db, shape.device, T0, null);
+    const now = T0 + 3_600_000;
+    const opts = { database: () => db, now: () => now, logger: quiet, lagMs: lag, pageRows: 300, chunkRows: 300, checkWindowMs: 10_000 };
+    const ck = new RecordCheckpointer(opts);
+    await ck.turn(); // no checkpoint yet: nothing to check
+    expect(ck.stats).toMatchObject({ rows: 1_000, fullChecks: 0, incrementalChecks: 0, restarts: 0 });
+    writeRows(db, shape, 1_000, 1_400);
+    await ck.turn();
+    expect(ck.stats).toMatchObject({ rows: 1_400, fullChecks: 0, incrementalChecks: 1, restarts: 0 });
+    await ck.turn(); // nothing new: the checkpoint is not saved again, and is still known
+    writeRows(db, shape, 1_400, 1_500);
+    await ck.turn();
+    expect(ck.stats).toMatchObject({ rows: 1_500, fullChecks: 0, incrementalChecks: 3, restarts: 0 });
+    expect(JSON.parse(saved(db, rec))).toEqual(await freshPass(db, rec, now, 300));
+
+    // A gateway started again knows nothing: the full check.
+    const again = new RecordCheckpointer(opts);
+    await again.turn();
+    expect(again.stats).toMatchObject({ fullChecks: 1, incrementalChecks: 0, restarts: 0 });
+    await again.turn();
+    expect(again.stats).toMatchObject({ fullChecks: 1, incrementalChecks: 1, restarts: 0 });
+    // A checkpoint in the journal that is not the one the checkpointer saved: the full check.
+    const other = TelemetryPassState.fresh(rec.device, rec.startedAt);
+    await other.advance(() => db, { to: T0 + 50_000 });
+    expect(saveCheckpoint(db, rec, other, now)).toBe(true);
+    await again.turn();
+    expect(again.stats).toMatchObject({ fullChecks: 2, incrementalChecks: 1, restarts: 0 });
+    expect(JSON.parse(saved(db, rec))).toEqual(await freshPass(db, rec, now, 300));
+  });
+
+  it('after a failed turn, and for a session that stopped running, the checkpointer checks in full again', async () => {
+    const db = journal();
+    writeRows(db, shape, 0, 1_000);
+    let rec = record(db, shape.device, T0, null);
+    const now = T0 + 3_600_000;
+    let failSave = false;
+    const ck = new RecordCheckpointer({
+      database: () => db, now: () => now, lagMs: lag, checkWindowMs: 10_000,
+      logger: { info: (_o, m) => { if (failSave && m === 'record checkpoint saved') throw new Error('log sink gone'); }, warn: () => {} },
+    });
+    await ck.turn();
+    writeRows(db, shape, 1_000, 1_100);
+    failSave = true; // the turn fails after it saved its checkpoint
+    await ck.turn();
+    expect(ck.stats).toMatchObject({ failed: 1, fullChecks: 0, incrementalChecks: 1 });
+    failSave = false;
+    await ck.turn();
+    expect(ck.stats).toMatchObject({ failed: 1, fullChecks: 1, incrementalChecks: 1, restarts: 0 });
+    await ck.turn();
+    expect(ck.stats).toMatchObject({ fullChecks: 1, incrementalChecks: 2 });
+    // A turn that does not list the session (it ended) forgets it; were it running again, it is checked in full.
+    rec = end(db, rec, T0 + 500_000);
+    await ck.turn();
+    expect(ck.stats).toMatchObject({ fullChecks: 1, incrementalChecks: 2 });
+    db.prepare('UPDATE session_record SET ended_at = NULL, ended_rx = NULL, end_reason = NULL WHERE key = ?').run(rec.key);
+    await ck.turn();
+    expect(ck.stats).toMatchObject({ fullChecks: 2, incrementalChecks: 2, restarts: 0 });
+  });
+
+  it('a late telemetry row landing inside the checkpoint between two turns is found by the incremental check', async () => {
+    const db = journal();
+    writeRows(db, shape, 0, 1_000);
+    const rec = record(db, shape.device, T0, null);
+    const now = T0 + 3_600_000;
+    const ck = new RecordCheckpointer({ database: () => db, now: () => now, logger: quiet, lagMs: lag, pageRows: 300, chunkRows: 300, checkWindowMs: 10_000 });
+    await ck.turn();
+    const lastT = writeRows(db, shape, 1_000, 1_200);
+    await ck.turn();
+    expect(ck.stats).toMatchObject({ incrementalChecks: 1, restarts: 0 });
+    // A serial console's backlog: received with the last rows (rx = device time + 7), its device time inside the
+    // checkpoint's rows.
+    insertTelemetry(db, 7, T0 + 5 * 200 + 50, lastT + 7);
+    writeRows(db, shape, 1_200, 1_300);
+    await ck.turn();
+    expect(ck.stats).toMatchObject({ fullChecks: 0, incrementalChecks: 2, restarts: 1 });
+    const kept = JSON.parse(saved(db, rec)) as SavedPass;
+    expect(kept.telemetry.n).toBe(1_301);
+    expect(kept).toEqual(await freshPass(db, rec, now, 300));
+    // The pass started again is known in turn: no needless restart after it.
+    writeRows(db, shape, 1_300, 1_400);
+    await ck.turn();
+    expect(ck.stats).toMatchObject({ fullChecks: 0, incrementalChecks: 3, restarts: 1 });
+    expect(JSON.parse(saved(db, rec))).toEqual(await freshPass(db, rec, now, 300));
+  });
+
+  it('a row landing inside the checkpoint while a turn moves it on is found the next turn (watermarks read before the advance)', async () => {
+    const db = journal();
+    writeRows(db, shape, 0, 1_000);
+    const rec = record(db, shape.device, T0, null);
+    const now = T0 + 3_600_000;
+    const ck = new RecordCheckpointer({ database: () => db, now: () => now, logger: quiet, lagMs: lag, pageRows: 100, chunkRows: 10_000, checkWindowMs: 10_000 });
+    await ck.turn();
+    const lastT = writeRows(db, shape, 1_000, 1_400);
+    // The turn yields between pages of its advance: the row lands there, behind the pass, after the watermarks.
+    let landedDuringTurn = -1;
+    setImmediate(() => {
+      insertTelemetry(db, 7, T0 + 5 * 200 + 50, lastT + 7);
+      landedDuringTurn = ck.stats.turns;
+    });
+    await ck.turn();
+    expect(landedDuringTurn).toBe(1);
+    expect(ck.stats).toMatchObject({ rows: 1_400, fullChecks: 0, incrementalChecks: 1, restarts: 0 });
+    await ck.turn();
+    expect(ck.stats).toMatchObject({ fullChecks: 0, incrementalChecks: 2, restarts: 1 });
+    const kept = JSON.parse(saved(db, rec)) as SavedPass;
+    expect(kept.telemetry.n).toBe(1_401);
+    expect(kept).toEqual(await freshPass(db, rec, now, 100));
+  });
+
+  it('a late state row received within the checkpoint\'s rows is found by the incremental check', async () => {
+    const db = journal();
+    writeRows(db, shape, 0, 1_000);
+    const rec = record(db, shape.device, T0, null);
+    const now = T0 + 3_600_000;
+    const ck = new RecordCheckpointer({ database: () => db, now: () => now, logger: quiet, lagMs: lag, pageRows: 300, chunkRows: 300, checkWindowMs: 10_000 });
+    await ck.turn();
+    const before = JSON.parse(saved(db, rec)) as SavedPass;
+    // Received before the checkpoint's last telemetry row, written after it.
+    db.prepare('INSERT INTO state (device, session, seq, t, rx, state, previous) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(shape.device, 'S-1', 8, T0 + 3_000, T0 + 3_000, 'PAUSED', 'RUNNING');
+    writeRows(db, shape, 1_000, 1_100);
+    await ck.turn();
+    expect(ck.stats).toMatchObject({ fullChecks: 0, incrementalChecks: 1, restarts: 1 });
+    const kept = JSON.parse(saved(db, rec)) as SavedPass;
+    expect(kept.state.n).toBe(before.state.n + 2); // that row, and the one rows 1,000-1,099 brought
+    expect(kept).toEqual(await freshPass(db, rec, now, 300));
+  });
+
+  it('a row removed inside the checkpoint is not seen between turns, but the record built when the session ends finds it', async () => {
+    const db = journal();
+    writeRows(db, shape, 0, 1_000);
+    let rec = record(db, shape.device, T0, null);
+    const now = T0 + 3_600_000;
+    const ck = new RecordCheckpointer({ database: () => db, now: () => now, logger: quiet, lagMs: lag, pageRows: 300, chunkRows: 300, checkWindowMs: 10_000 });
+    await ck.turn();
+    db.prepare('DELETE FROM telemetry WHERE device = ? AND t = ?').run(shape.device, T0 + 60_000);
+    const lastT = writeRows(db, shape, 1_000, 1_200);
+    await ck.turn();
+    // The incremental check looks at added rows only (module comment): the checkpoint stays...
+    expect(ck.stats).toMatchObject({ fullChecks: 0, incrementalChecks: 1, restarts: 0 });
+    rec = end(db, rec, lastT + 100);
+    const reader = new SessionReader(() => db);
+    const bucketMs = trendBucketMs(rec.startedAt, rec.endedAt!);
+    const before = { ...passStats };
+    // ...and the record's own full check drops it: the pass goes from the first row.
+    const got = await telemetryPassFromCheckpoint(() => db, reader, rec, now, bucketMs);
+    expect(passStats.invalidated - before.invalidated).toBe(1);
+    expect(passStats.fromStart - before.fromStart).toBe(1);
+    expect(passStats.restored - before.restored).toBe(0);
+    expect(canonicalJson(got)).toBe(canonicalJson(await telemetryPass(() => db, reader, rec, now, bucketMs)));
   });
 });
