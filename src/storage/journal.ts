@@ -14,7 +14,9 @@
  * When the disk is full or the directory unwritable the journal raises STORAGE_FAILURE, retries with
  * backoff, keeps what it could not write in a bounded buffer and still resolves `committed()`: the
  * bedside view and the broker session must not stall because a disk failed. What overflows that
- * buffer is counted in `droppedWhileFailed`: the loss is alarmed and counted, never silent.
+ * buffer is counted in `droppedWhileFailed`: the loss is alarmed and counted, never silent. The same holds, in relaxed
+ * mode, for a disk whose writes stop completing (the writer thread leaves a batch unanswered for WRITER_STALL_MS):
+ * STORAGE_FAILURE, `committed()` resolving from memory, the records written when the disk answers.
  */
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
@@ -53,7 +55,15 @@ const WRITER_BUSY_MS = 10_000;
  * thread commits them one after the other, in order.
  */
 const WRITER_BATCHES_IN_FLIGHT = 4;
-const OWN_BUSY_WITH_WRITER_MS = 2_000;
+export const OWN_BUSY_WITH_WRITER_MS = 1_000;
+/**
+ * writerThread: how long the thread may leave a batch unanswered before the journal counts its disk as stalled (a
+ * write(2) held once the kernel's dirty-page limit is reached, a hung device), ms. Then STORAGE_FAILURE is raised
+ * and, in relaxed mode, acknowledgements go on from memory (docs/storage.md, "Durability modes").
+ */
+export const WRITER_STALL_MS = 1_000;
+/** Records per batch handed to the writer thread, at most (tens of ms of the thread's work). */
+const WRITER_BATCH_MAX = 10_000;
 
 /** Real time, whatever the clock: it bounds a real disk at stop, and a test clock never advanced must not hold it. */
 function settleWithin(p: Promise<unknown> | undefined, ms: number): Promise<void> {
@@ -92,6 +102,10 @@ export class Journal {
   /** writerThread mode: the thread, and the batches handed to it (oldest first), each with its committed() calls. */
   private writer: WriterThread | null = null;
   private inFlight: Array<{ id: number; batch: JournalRecord[]; waiters: Array<() => void> }> = [];
+  /** When the thread last answered, or was handed a batch with none in flight (journal clock, ms). */
+  private writerProgressAt = 0;
+  /** Set while the thread has left a batch unanswered for longer than the stall limit. */
+  private stalledSince: number | null = null;
 
   constructor(private readonly opts: JournalOptions) {
     this.log = opts.log ?? silentLog;
@@ -114,7 +128,10 @@ export class Journal {
       bus.on(this, 'forget', (f) => this.channelsSeen.delete(f.deviceId));
     }
     this.tryOpen();
-    this.timer = this.clock.setInterval(() => this.flush(), this.opts.commitIntervalMs ?? 100);
+    this.timer = this.clock.setInterval(() => {
+      this.checkStall();
+      this.flush();
+    }, this.opts.commitIntervalMs ?? 100);
   }
 
   /** Commits what is pending and closes. Safe to call twice. */
@@ -181,7 +198,7 @@ export class Journal {
 
   /** Resolves once everything appended before the call is in a committed (written, maybe unsynced) transaction. */
   private written(): Promise<void> {
-    if ((this.pending.length === 0 && this.inFlight.length === 0) || this.failing || this.stopped) {
+    if ((this.pending.length === 0 && this.inFlight.length === 0) || this.failing || this.stopped || this.acksFromMemory()) {
       this.trimWhileFailed();
       return Promise.resolve();
     }
@@ -212,7 +229,10 @@ export class Journal {
    * hands the batch over (unless one is in flight) and returns whether nothing is left here: the commit follows.
    */
   flush(): boolean {
-    if (this.writer) return this.handOver();
+    if (this.writer) {
+      if (this.acksFromMemory()) this.trimWhileFailed();
+      return this.handOver();
+    }
     let ok = this.pending.length === 0;
     if (!ok && this.db && this.commitBatch) {
       const batch = this.pending;
@@ -249,12 +269,17 @@ export class Journal {
   }
 
   private handOver(): boolean {
-    if (this.pending.length > 0 && this.inFlight.length < WRITER_BATCHES_IN_FLIGHT && this.writer) {
-      const batch = this.pending;
-      this.pending = [];
+    while (this.pending.length > 0 && this.inFlight.length < WRITER_BATCHES_IN_FLIGHT && this.writer) {
+      // At most WRITER_BATCH_MAX records a transaction: a backlog gathered behind a slow commit is handed over in
+      // parts, so that no single answer takes long enough to look like a stalled disk.
+      const all = this.pending.length <= WRITER_BATCH_MAX;
+      const batch = all ? this.pending : this.pending.slice(0, WRITER_BATCH_MAX);
+      this.pending = all ? [] : this.pending.slice(WRITER_BATCH_MAX);
       const id = this.writer.commit(batch);
-      this.inFlight.push({ id, batch, waiters: this.waiters });
-      this.waiters = [];
+      if (this.inFlight.length === 0) this.writerProgressAt = this.now();
+      // Waiters wait for everything appended before their call: they go with the part that empties what is pending.
+      this.inFlight.push({ id, batch, waiters: all ? this.waiters : [] });
+      if (all) this.waiters = [];
     }
     return this.pending.length === 0;
   }
@@ -268,6 +293,8 @@ export class Journal {
       return;
     }
     this.inFlight.shift();
+    this.writerProgressAt = this.now();
+    if (this.stalledSince !== null) this.stallEnded();
     this.counters.committed += reply.records;
     this.counters.duplicates += reply.records - reply.written;
     this.counters.commits += 1;
@@ -281,6 +308,7 @@ export class Journal {
 
   /** A batch the thread could not write, or the thread ended: the batch comes back, in order, and the journal fails. */
   private writerFailed(err: unknown): void {
+    this.stalledSince = null; // a failure now: STORAGE_FAILURE stays raised until the journal writes again
     const back = this.inFlight;
     this.inFlight = [];
     if (back.length > 0) {
@@ -345,6 +373,7 @@ export class Journal {
       fsyncs: this.fsyncsBefore + (sync?.fsyncs ?? 0),
       unsyncedMs: sync?.unsyncedMs ?? 0,
       fsyncInProgressMs: sync?.fsyncInProgressMs ?? 0,
+      writeInProgressMs: this.writer && this.inFlight.length > 0 ? Math.max(0, this.now() - this.writerProgressAt) : 0,
       lastFsyncMs: sync?.lastFsyncMs ?? null,
       checkpoint: this.checkpointer?.status() ?? null,
       writable: this.db !== null && !this.failing,
@@ -436,6 +465,57 @@ export class Journal {
       },
     });
     this.writer = writer;
+  }
+
+  /** Relaxed mode while the disk stalls: committed() resolves at once, the records held in memory (bounded). */
+  private acksFromMemory(): boolean {
+    return this.stalledSince !== null && this.opts.durability !== 'strict';
+  }
+
+  /** On the commit timer: has the writer thread left its oldest batch unanswered for too long? */
+  private checkStall(): void {
+    if (!this.writer || this.inFlight.length === 0 || this.stalledSince !== null || this.failing || this.stopped) return;
+    const limit = this.opts.writerStallMs ?? WRITER_STALL_MS;
+    if (this.now() - this.writerProgressAt < limit) return;
+    this.stalledSince = this.now();
+    const relaxed = this.opts.durability !== 'strict';
+    const message = `journal's disk has not completed a write for ${Math.round(limit / 1000)} s: `
+      + (relaxed
+        ? `acknowledging from memory (up to ${this.opts.maxBufferedWhileFailed ?? 100_000} records held) until it does`
+        : 'acknowledgements wait for it (strict durability)');
+    this.log.error({ dataDir: this.opts.dataDir, inFlight: this.inFlight.length, pending: this.pending.length }, message);
+    this.opts.onCondition?.({ rule: 'STORAGE_FAILURE', priority: 'MEDIUM', active: true, message });
+    // The thread holds the write lock while its write hangs: a write on this connection (sessions, audit,
+    // annotations) would hold the event loop for its whole busy timeout. Until the disk answers they fail at once
+    // instead (their owners keep the record for later, or answer 503).
+    this.setOwnBusyTimeout(0);
+    if (relaxed) {
+      for (const f of this.inFlight) {
+        const waiters = f.waiters;
+        f.waiters = [];
+        for (const resolve of waiters) resolve();
+      }
+      this.trimWhileFailed();
+      this.releaseWaiters();
+    }
+  }
+
+  private stallEnded(): void {
+    const ms = this.now() - this.stalledSince!;
+    this.stalledSince = null;
+    this.setOwnBusyTimeout(OWN_BUSY_WITH_WRITER_MS);
+    if (this.failing) return;
+    const message = `journal's disk answered again after ${(ms / 1000).toFixed(1)} s; ${this.counters.dropped} records were dropped while failing`;
+    this.log.info({ stalledMs: ms, droppedWhileFailed: this.counters.dropped }, message);
+    this.opts.onCondition?.({ rule: 'STORAGE_FAILURE', priority: 'MEDIUM', active: false, message });
+  }
+
+  private setOwnBusyTimeout(ms: number): void {
+    try {
+      this.db?.pragma(`busy_timeout = ${ms}`);
+    } catch (err) {
+      this.log.warn({ err: describeStorageError(err) }, 'journal: cannot set the busy timeout');
+    }
   }
 
   private fail(err: unknown): void {

@@ -24,6 +24,7 @@ export function registerJournalMetrics(registry: Registry, status: () => Journal
     ['msc_journal_fsyncs_total', 'counter', 'WAL fsyncs done.', (s) => s.fsyncs],
     ['msc_journal_unsynced_seconds', 'gauge', 'Age of the oldest commit not yet fsynced: what a power cut would lose now.', (s) => s.unsyncedMs / 1000],
     ['msc_journal_fsync_in_progress_seconds', 'gauge', 'How long the fsync in progress has been running (0 when none).', (s) => s.fsyncInProgressMs / 1000],
+    ['msc_journal_write_in_progress_seconds', 'gauge', 'How long the journal\'s oldest batch has waited for its write to complete (0 when none): a stalled disk.', (s) => s.writeInProgressMs / 1000],
     ['msc_journal_checkpoints_total', 'counter', 'WAL checkpoints done.', (s) => s.checkpoint?.checkpoints ?? 0],
   ]);
 }

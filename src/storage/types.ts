@@ -115,6 +115,8 @@ export interface JournalOptions {
   commitIntervalMs?: number;
   /** Records kept in memory while the journal cannot write; older ones beyond it are dropped and counted. */
   maxBufferedWhileFailed?: number;
+  /** writerThread: a batch unanswered this long means the disk stalls (WRITER_STALL_MS, 1 s). */
+  writerStallMs?: number;
   /** Hard ceiling on the database file (SQLite max_page_count); reaching it behaves like a full disk. */
   hardLimitBytes?: number;
   /** Reopen/rewrite backoff after a failure, ms. */
@@ -167,6 +169,8 @@ export interface JournalStatus {
   unsyncedMs: number;
   /** How long the fsync in progress has been running, ms (0 when none): a stalled disk. */
   fsyncInProgressMs: number;
+  /** writerThread: how long its oldest batch has waited for the thread's answer, ms (0 when none): a stalled write. */
+  writeInProgressMs: number;
   lastFsyncMs: number | null;
   checkpoint: CheckpointStatus | null;
   writable: boolean;

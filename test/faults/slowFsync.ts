@@ -21,11 +21,16 @@ export function slowFsyncLibrary(): string {
   return out;
 }
 
-/** Environment for a child process whose fsyncs take `delayMs` longer, and stall while `stallFile` exists. */
-export function slowFsyncEnv(opts: { delayMs?: number; stallFile?: string }): NodeJS.ProcessEnv {
+/**
+ * Environment for a child process whose fsyncs take `delayMs` longer, and stall while `stallFile` exists; and whose
+ * writes to files with `writeStallMatch` in their path stall while `writeStallFile` exists (a disk past the kernel's
+ * dirty-page limit, where write(2) itself blocks).
+ */
+export function slowFsyncEnv(opts: { delayMs?: number; stallFile?: string; writeStallFile?: string; writeStallMatch?: string }): NodeJS.ProcessEnv {
   return {
     LD_PRELOAD: slowFsyncLibrary(),
     MSC_FSYNC_DELAY_MS: String(opts.delayMs ?? 0),
     ...(opts.stallFile ? { MSC_FSYNC_STALL_FILE: opts.stallFile } : {}),
+    ...(opts.writeStallFile ? { MSC_WRITE_STALL_FILE: opts.writeStallFile, MSC_WRITE_STALL_MATCH: opts.writeStallMatch ?? '' } : {}),
   };
 }

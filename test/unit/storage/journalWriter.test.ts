@@ -98,6 +98,15 @@ describe('the journal writer thread', () => {
     expect(j.status()).toMatchObject({ pending: 0, droppedWhileFailed: 0 });
   });
 
+  it('a backlog larger than one batch goes over in parts (no single commit long enough to look like a stall); committed() waits for the last', async () => {
+    const j = journal({ commitIntervalMs: 60_000 });
+    await j.start();
+    for (let i = 0; i < 25_000; i++) j.appendTelemetry(sample(i, { QB: i }));
+    await j.committed();
+    expect(seqsOnDisk()).toEqual([...Array(25_000).keys()]);
+    expect(j.status()).toMatchObject({ committed: 25_000, commits: 3, pending: 0 });
+  });
+
   it('stop() writes the batch in flight and what gathered behind it before it closes', async () => {
     const j = journal({ commitIntervalMs: 60_000 });
     await j.start();
@@ -162,5 +171,72 @@ describe('the journal writer thread', () => {
     }
     expect(replies).toMatchObject([{ ok: false, id: 1, code: 'SQLITE_FULL' }, { ok: false, id: 2, code: 'SQLITE_FULL' }]);
     expect(seqsOnDisk()).toEqual([]);
+  });
+
+  /** Another connection holds the write lock: the thread's commit waits on it (its busy timeout is 10 s), unanswered. */
+  function holdWriteLock(): Database.Database {
+    const other = new Database(join(tmp.dir, 'journal.sqlite'));
+    other.exec('BEGIN IMMEDIATE');
+    return other;
+  }
+
+  it('relaxed: a batch the thread leaves unanswered past the stall limit raises STORAGE_FAILURE, committed() resolves from memory, the own connection fails fast; all is written once the disk answers', async () => {
+    const conditions: StorageCondition[] = [];
+    const j = journal({ commitIntervalMs: 20, writerStallMs: 300, onCondition: (c) => conditions.push(c) });
+    await j.start();
+    j.appendTelemetry(sample(0, fullValues(0)));
+    await j.committed();
+    const lock = holdWriteLock();
+    try {
+      for (let i = 1; i < 200; i++) j.appendTelemetry(sample(i, fullValues(i)));
+      const started = Date.now();
+      await j.committed(); // resolves once the stall is declared, the rows still in memory
+      expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+      expect(seqsOnDisk()).toEqual([0]);
+      expect(conditions).toMatchObject([{ rule: 'STORAGE_FAILURE', active: true }]);
+      expect(conditions[0].message).toMatch(/acknowledging from memory/);
+      expect(j.status().writeInProgressMs).toBeGreaterThanOrEqual(300);
+      // More samples meanwhile: acknowledged at once.
+      for (let i = 200; i < 300; i++) j.appendTelemetry(sample(i, fullValues(i)));
+      await j.committed();
+      // The journal's own connection does not wait out its busy timeout on the lock the thread waits behind.
+      const own = j.database()!;
+      const t = Date.now();
+      expect(() => own.exec('CREATE TABLE IF NOT EXISTS probe (n INTEGER)')).toThrow(/locked|busy/i);
+      expect(Date.now() - t).toBeLessThan(200);
+    } finally {
+      lock.exec('COMMIT');
+      lock.close();
+    }
+    await waitFor(() => conditions.at(-1)?.active === false, { message: 'STORAGE_FAILURE cleared once the disk answers' });
+    expect(conditions.at(-1)!.message).toMatch(/answered again/);
+    await waitFor(() => seqsOnDisk().length === 300, { message: 'everything held is written' });
+    expect(seqsOnDisk()).toEqual([...Array(300).keys()]);
+    expect(j.database()!.pragma('busy_timeout', { simple: true })).toBeGreaterThan(0);
+    expect(j.status()).toMatchObject({ pending: 0, droppedWhileFailed: 0, writeInProgressMs: 0 });
+  });
+
+  it('strict: a stalled batch raises STORAGE_FAILURE but committed() still waits for the disk', async () => {
+    const conditions: StorageCondition[] = [];
+    const j = journal({ commitIntervalMs: 20, writerStallMs: 300, durability: 'strict', onCondition: (c) => conditions.push(c) });
+    await j.start();
+    const lock = holdWriteLock();
+    let resolved = false;
+    let acked: Promise<void>;
+    try {
+      for (let i = 0; i < 50; i++) j.appendTelemetry(sample(i, fullValues(i)));
+      acked = j.committed().then(() => { resolved = true; });
+      await waitFor(() => conditions.some((c) => c.active), { message: 'STORAGE_FAILURE raised' });
+      expect(conditions[0].message).toMatch(/wait for it \(strict durability\)/);
+      // Twice the stall limit unanswered, many commit timers later: still nothing acknowledged.
+      await waitFor(() => j.status().writeInProgressMs >= 600, { message: 'the batch unanswered for 600 ms' });
+      expect(resolved).toBe(false);
+    } finally {
+      lock.exec('COMMIT');
+      lock.close();
+    }
+    await acked!;
+    expect(seqsOnDisk()).toEqual([...Array(50).keys()]);
+    await waitFor(() => conditions.at(-1)?.active === false, { message: 'cleared' });
   });
 });
