@@ -479,7 +479,7 @@ export class Journal {
     if (this.now() - this.writerProgressAt < limit) return;
     this.stalledSince = this.now();
     const relaxed = this.opts.durability !== 'strict';
-    const message = `journal's disk has not completed a write for ${Math.round(limit / 1000)} s: `
+    const message = `journal's disk has not completed a write for ${+(limit / 1000).toFixed(1)} s: `
       + (relaxed
         ? `acknowledging from memory (up to ${this.opts.maxBufferedWhileFailed ?? 100_000} records held) until it does`
         : 'acknowledgements wait for it (strict durability)');
