@@ -357,6 +357,11 @@ export class RecordCheckpointer {
     c('msc_record_checkpoint_restarts_total', 'Record checkpoints dropped because rows changed inside them (late rows); the pass starts again.', () => this.stats.restarts);
     c('msc_record_checkpoint_failures_total', 'Record checkpoint turns that failed (logged); the record then reads more rows at the end.', () => this.stats.failed);
     counter(registry, {
+      name: 'msc_record_checkpoint_checks_total',
+      help: 'Checks that a running session\'s checkpoint still matches the journal: over its whole prefix (full), or over the rows added since the previous turn (incremental).',
+      labelNames: ['kind'], read: () => [[{ kind: 'full' }, this.stats.fullChecks], [{ kind: 'incremental' }, this.stats.incrementalChecks]] as const,
+    });
+    counter(registry, {
       name: 'msc_record_telemetry_passes_total', help: 'Record telemetry passes, by where they started: a checkpoint (the tail read) or the first row.',
       labelNames: ['from'], read: () => [[{ from: 'checkpoint' }, passStats.restored], [{ from: 'start' }, passStats.fromStart]] as const,
     });
