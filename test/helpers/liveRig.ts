@@ -72,7 +72,7 @@ export async function startLiveRig(opts: { name: string; devices: number; env: (
       log: { level: 'warn' },
     }));
     const g = (gw = await startGatewayProcess(['--config', config], await freePort(), opts.env(base)));
-    await waitFor(async () => (await (await fetch(`${g.url}/healthz`)).json()).ready, { message: 'gateway subscribed' });
+    await waitFor(async () => ((await (await fetch(`${g.url}/healthz`)).json()) as { ready: boolean }).ready, { message: 'gateway subscribed' });
     const socket = (ws = new WebSocket(`${g.url.replace('http', 'ws')}/ws`, { headers: { Authorization: `Bearer ${token}` } }));
     socket.on('message', (data) => {
       const at = Date.now();
@@ -109,7 +109,7 @@ export async function startLiveRig(opts: { name: string; devices: number; env: (
         const sentSeqs = (id: string) => s.recorded(id).filter((r) => r.delivery === 'sent' && r.frame.type === 'T').map((r) => (r.frame as { seq: number }).seq);
         for (const id of devices) {
           await waitFor(async () => {
-            const d = await (await fetch(`${g.url}/api/devices/${id}`, { headers: { authorization: `Bearer ${token}` } })).json();
+            const d = (await (await fetch(`${g.url}/api/devices/${id}`, { headers: { authorization: `Bearer ${token}` } })).json()) as { counters?: { telemetry?: number } };
             return d.counters?.telemetry === sentSeqs(id).length;
           }, { message: `${id}: the gateway received all it was sent` });
         }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../../src/audit/canonical.js';
 import {
-  CHECK_WINDOW_MS, LATE_ROWS_SQL, loadCheckpoint, passStats, RecordCheckpointer, saveCheckpoint, telemetryPassFromCheckpoint,
+  CHECK_WINDOW_MS, LATE_ROWS_SQL, loadCheckpoint, passStats, RecordCheckpointer, type RecordCheckpointerOptions, saveCheckpoint, telemetryPassFromCheckpoint,
 } from '../../../src/record/checkpoint.js';
 import {
   foldLevel, TelemetryPassState, telemetryPass, trendBucketMs, type SavedPass,
@@ -326,6 +326,18 @@ describe('checking a checkpoint without stalling the event loop', () => {
     }
   });
 
+  /** A running session of 1,000 rows and a checkpointer over it (pages and chunks of 300 rows, windows of 10 s). */
+  function runningSession(over: Partial<RecordCheckpointerOptions> = {}) {
+    const db = journal();
+    writeRows(db, shape, 0, 1_000);
+    const rec = record(db, shape.device, T0, null);
+    const now = T0 + 3_600_000;
+    const ck = new RecordCheckpointer({
+      database: () => db, now: () => now, logger: quiet, lagMs: lag, pageRows: 300, chunkRows: 300, checkWindowMs: 10_000, ...over,
+    });
+    return { db, rec, now, ck };
+  }
+
   it('between turns the checkpointer counts only the rows added since its previous turn, not the whole prefix', async () => {
     const db = journal();
     writeRows(db, shape, 0, 1_000);
@@ -389,11 +401,7 @@ describe('checking a checkpoint without stalling the event loop', () => {
   });
 
   it('a late telemetry row landing inside the checkpoint between two turns is found by the incremental check', async () => {
-    const db = journal();
-    writeRows(db, shape, 0, 1_000);
-    const rec = record(db, shape.device, T0, null);
-    const now = T0 + 3_600_000;
-    const ck = new RecordCheckpointer({ database: () => db, now: () => now, logger: quiet, lagMs: lag, pageRows: 300, chunkRows: 300, checkWindowMs: 10_000 });
+    const { db, rec, now, ck } = runningSession();
     await ck.turn();
     const lastT = writeRows(db, shape, 1_000, 1_200);
     await ck.turn();
@@ -415,11 +423,7 @@ describe('checking a checkpoint without stalling the event loop', () => {
   });
 
   it('a row landing inside the checkpoint while a turn moves it on is found the next turn (watermarks read before the advance)', async () => {
-    const db = journal();
-    writeRows(db, shape, 0, 1_000);
-    const rec = record(db, shape.device, T0, null);
-    const now = T0 + 3_600_000;
-    const ck = new RecordCheckpointer({ database: () => db, now: () => now, logger: quiet, lagMs: lag, pageRows: 100, chunkRows: 10_000, checkWindowMs: 10_000 });
+    const { db, rec, now, ck } = runningSession({ pageRows: 100, chunkRows: 10_000 });
     await ck.turn();
     const lastT = writeRows(db, shape, 1_000, 1_400);
     // The turn yields between pages of its advance: the row lands there, behind the pass, after the watermarks.
@@ -439,11 +443,7 @@ describe('checking a checkpoint without stalling the event loop', () => {
   });
 
   it('a late state row received within the checkpoint\'s rows is found by the incremental check', async () => {
-    const db = journal();
-    writeRows(db, shape, 0, 1_000);
-    const rec = record(db, shape.device, T0, null);
-    const now = T0 + 3_600_000;
-    const ck = new RecordCheckpointer({ database: () => db, now: () => now, logger: quiet, lagMs: lag, pageRows: 300, chunkRows: 300, checkWindowMs: 10_000 });
+    const { db, rec, now, ck } = runningSession();
     await ck.turn();
     const before = JSON.parse(saved(db, rec)) as SavedPass;
     // Received before the checkpoint's last telemetry row, written after it.
@@ -458,11 +458,9 @@ describe('checking a checkpoint without stalling the event loop', () => {
   });
 
   it('a row removed inside the checkpoint is not seen between turns, but the record built when the session ends finds it', async () => {
-    const db = journal();
-    writeRows(db, shape, 0, 1_000);
-    let rec = record(db, shape.device, T0, null);
-    const now = T0 + 3_600_000;
-    const ck = new RecordCheckpointer({ database: () => db, now: () => now, logger: quiet, lagMs: lag, pageRows: 300, chunkRows: 300, checkWindowMs: 10_000 });
+    const s = runningSession();
+    const { db, now, ck } = s;
+    let rec = s.rec;
     await ck.turn();
     db.prepare('DELETE FROM telemetry WHERE device = ? AND t = ?').run(shape.device, T0 + 60_000);
     const lastT = writeRows(db, shape, 1_000, 1_200);
