@@ -68,6 +68,9 @@ describe('storage end to end', () => {
         const active = (await gw.get<{ alarms: Array<{ device: string; rule: string }> }>('/api/alarms?state=active')).body.alarms;
         return ids.every((id) => active.some((a) => a.device === id && a.rule === 'COMM_LOSS'));
       }, { message: 'COMM_LOSS after the consoles went offline' });
+      // Active in the alarm book is not yet committed: the journal commits every 100 ms on its writer thread. Wait for
+      // the commit, or the backlog can read 0 before those rows land and grow by them after `before` below.
+      await gw.gateway.journal!.committed();
       let metrics = '';
       await waitFor(async () => {
         metrics = (await gw.get<string>('/metrics')).body;
